@@ -1,0 +1,1 @@
+"""SWOOSH chaos."""

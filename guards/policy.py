@@ -1,0 +1,95 @@
+"""SHHH policy: built-in secret rules and custom regex rules over inputs and evidence.
+
+The same rules redact decision records and logs. Breach reasons name the rule and the place,
+never the matched text, so a breach report cannot itself leak the secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from guards.context import GuardContext
+from guards.facts import Facts, PolicyRuleSpec
+from guards.outcome import GuardOutcome, failed, passed
+
+REDACTED = "[REDACTED]"
+
+BUILTIN_RULES: tuple[PolicyRuleSpec, ...] = (
+    PolicyRuleSpec(
+        id="pem-private-key",
+        pattern=r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----",
+        severity="critical",
+        description="PEM private key",
+    ),
+    PolicyRuleSpec(
+        id="bearer-token",
+        pattern=r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}",
+        severity="high",
+        description="HTTP bearer token",
+    ),
+    PolicyRuleSpec(
+        id="api-key",
+        pattern=r"\b(?:sk|pk|rk)[-_](?:live|test)?[-_]?[A-Za-z0-9]{20,}\b|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b"
+        r"|(?i:\b(?:api[_-]?key|secret|password|token)\s*[=:]\s*['\"]?[A-Za-z0-9._~+/-]{12,})",
+        severity="high",
+        description="API key or credential assignment",
+    ),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def rules_in_force(facts: Facts) -> tuple[PolicyRuleSpec, ...]:
+    return (BUILTIN_RULES if facts.policy.builtin else ()) + facts.policy.rules
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        out = []
+        for k in sorted(value):
+            out.extend(_strings(k, f"{path}.<key>"))
+            out.extend(_strings(value[k], f"{path}.{k}"))
+        return out
+    if isinstance(value, list):
+        out = []
+        for i, item in enumerate(value):
+            out.extend(_strings(item, f"{path}[{i}]"))
+        return out
+    return []
+
+
+def scan(rules: tuple[PolicyRuleSpec, ...], inputs: dict[str, Any], evidence: list[str] | tuple[str, ...]) -> list[str]:
+    """Breaches as `rule (severity) at path` lines, in a deterministic order."""
+    breaches = []
+    for path, text in _strings(inputs, "inputs") + _strings(list(evidence), "evidence"):
+        for rule in rules:
+            if _compiled(rule.pattern).search(text):
+                breaches.append(f"{rule.id} ({rule.severity}) at {path}")
+    return breaches
+
+
+def redact(value: Any, rules: tuple[PolicyRuleSpec, ...] = BUILTIN_RULES) -> Any:
+    """A copy of `value` with every rule match replaced by [REDACTED]."""
+    if isinstance(value, str):
+        for rule in rules:
+            value = _compiled(rule.pattern).sub(REDACTED, value)
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, rules) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, rules) for v in value]
+    return value
+
+
+def policy_guard(state: dict[str, Any], inputs: dict[str, Any], facts: Facts, ctx: GuardContext) -> GuardOutcome:
+    breaches = scan(rules_in_force(facts), inputs, ctx.evidence) + list(facts.policy.external_breaches)
+    if breaches:
+        return failed("policy", *(f"breach: {b}" for b in breaches))
+    return passed("policy", f"{len(rules_in_force(facts))} rules, no breach")

@@ -1,0 +1,69 @@
+"""The contract's answers: accepted (202), duplicate (202) and rejected (400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.errors import ProposalError, RejectionCode
+
+
+class GuardResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    guard: str
+    ok: bool
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Accepted(BaseModel):
+    """202: applied now (`duplicate=false`) or earlier under the same idem_key (`duplicate=true`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: bool = True
+    duplicate: bool = False
+    project_id: str
+    transition: str
+    index: int
+    state_pre_hash: str
+    state_post_hash: str
+    hlc: str
+    idem_key: str
+    decision_record: dict[str, Any] | None
+    dr_hash: str
+    guards: list[GuardResult] = Field(default_factory=list)
+
+
+class Rejected(BaseModel):
+    """400: nothing changed; `error` is one of the contract's stable codes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: bool = False
+    error: RejectionCode
+    reason: str
+    failing_guard: str | None = None
+    guards: list[GuardResult] = Field(default_factory=list)
+    head_hash: str
+
+    @classmethod
+    def of(cls, err: ProposalError, head_hash: str, guards: list[GuardResult] | None = None) -> Rejected:
+        return cls(error=err.code, reason=err.reason, failing_guard=err.failing_guard, guards=guards or [], head_hash=head_hash)
+
+
+class IdemEntry(BaseModel):
+    """What the idempotency window remembers of an applied proposal (compact: it rides in snapshots)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idem_key: str
+    signer: str
+    transition: str
+    inputs_hash: str
+    index: int
+    hlc: str
+    state_pre_hash: str
+    state_post_hash: str
+    dr_hash: str

@@ -1,0 +1,59 @@
+"""BUBBLE decision records: one per accepted transition, hash-chained, with a UCXL backlink."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.canonical import content_hash
+from workflows.statechart import SYSTEM_SIGNER
+
+RECORD_FIELDS = (
+    "project_id",
+    "index",
+    "transition",
+    "signer",
+    "idem_key",
+    "hlc",
+    "window_id",
+    "state_pre_hash",
+    "state_post_hash",
+    "inputs_hash",
+    "evidence",
+    "guards",
+    "justification",
+    "ucxl",
+    "prev_dr_hash",
+    "dr_hash",
+)
+
+
+def ucxl_backlink(project_id: str, signer: str, role: str, transition: str, hlc: str, index: int) -> str:
+    """`ucxl://agent:role@project:task/temporal_segment/path` for this record."""
+    agent = "swoosh" if signer == SYSTEM_SIGNER else signer.rsplit(":", 1)[-1][:16]
+    segment = hlc.replace("+00:00", "Z").replace("#", "~")
+    return f"ucxl://{agent}:{role}@{project_id}:{transition}/{segment}/decisions/{index}"
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Add `dr_hash`: the hash of the record without `dr_hash`."""
+    body = {k: v for k, v in record.items() if k != "dr_hash"}
+    return {**body, "dr_hash": content_hash(body)}
+
+
+def verify_chain(records: list[dict[str, Any]], prev_dr_hash: str | None = None) -> str | None:
+    """None if the records form an intact chain after `prev_dr_hash`; else the first break, precisely."""
+    prev = prev_dr_hash
+    for pos, record in enumerate(records):
+        missing = [f for f in RECORD_FIELDS if f not in record]
+        if missing:
+            return f"record {pos} (index {record.get('index')}): missing field(s) {', '.join(missing)}"
+        body = {k: v for k, v in record.items() if k != "dr_hash"}
+        if content_hash(body) != record["dr_hash"]:
+            return f"record {pos} (index {record['index']}): dr_hash does not match its content"
+        if pos > 0 or prev is not None:
+            if record["prev_dr_hash"] != prev:
+                return f"record {pos} (index {record['index']}): prev_dr_hash does not link to the record before"
+        if pos > 0 and record["index"] != records[pos - 1]["index"] + 1:
+            return f"record {pos}: index {record['index']} does not follow {records[pos - 1]['index']}"
+        prev = record["dr_hash"]
+    return None

@@ -1,0 +1,47 @@
+"""SWOOSH's exception hierarchy and the contract's stable rejection codes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RejectionCode = Literal[
+    "schema",
+    "bad_signature",
+    "unauthorized_signer",
+    "unknown_transition",
+    "invalid_transition",
+    "inputs_hash_mismatch",
+    "stale_state_hash",
+    "hlc_regression",
+    "hlc_too_far_ahead",
+    "guard_failed",
+    "quarantined",
+    "terminated",
+]
+REJECTION_CODES: tuple[str, ...] = RejectionCode.__args__  # type: ignore[attr-defined]
+
+
+class SwooshError(Exception):
+    """Root of every error SWOOSH raises on purpose."""
+
+
+class StatechartError(SwooshError):
+    """The statechart YAML is malformed or inconsistent."""
+
+
+class KeyringError(SwooshError):
+    """A keyring or key file cannot be read or is malformed."""
+
+
+class ConfigError(SwooshError):
+    """Configuration is missing or invalid."""
+
+
+class ProposalError(SwooshError):
+    """A proposal was rejected; carries the contract's stable code."""
+
+    def __init__(self, code: RejectionCode, reason: str, failing_guard: str | None = None) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.failing_guard = failing_guard

@@ -1,0 +1,104 @@
+"""Hybrid Logical Clock: the contract's text form, total order, and the caller-side send rule.
+
+Text form: `YYYY-MM-DDTHH:MM:SS.mmm+00:00#N` — UTC wall time in milliseconds and a logical counter.
+Order: by (wall ms, counter), ties broken by `(signer, idem_key)` (Kulkarni et al., "Logical
+Physical Clocks", 2014).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_HLC_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})\+00:00#(0|[1-9]\d{0,17})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class HLCFormatError(ValueError):
+    """The text is not an HLC of the contract's form."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class HLC:
+    """A hybrid logical timestamp: wall milliseconds since the Unix epoch and a logical counter."""
+
+    wall_ms: int
+    counter: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> HLC:
+        """Parse the contract's text form; raise HLCFormatError with the reason otherwise."""
+        if not isinstance(text, str):
+            raise HLCFormatError("hlc must be a string")
+        m = _HLC_RE.match(text)
+        if m is None:
+            raise HLCFormatError(f"hlc {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.mmm+00:00#N")
+        year, month, day, hour, minute, second, millis, counter = (int(g) for g in m.groups())
+        try:
+            wall = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError as err:
+            raise HLCFormatError(f"hlc {text!r} is not a valid date: {err}") from None
+        delta = wall - _EPOCH
+        wall_ms = (delta.days * 86_400 + delta.seconds) * 1000 + millis
+        return cls(wall_ms, counter)
+
+    def format(self) -> str:
+        """The contract's text form."""
+        seconds, millis = divmod(self.wall_ms, 1000)
+        wall = datetime.fromtimestamp(seconds, tz=UTC)
+        return f"{wall:%Y-%m-%dT%H:%M:%S}.{millis:03d}+00:00#{self.counter}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def order_key(hlc: HLC, signer: str, idem_key: str) -> tuple[int, int, str, str]:
+    """The total order of proposals: HLC first, then `(signer, idem_key)` as the tie-break."""
+    return (hlc.wall_ms, hlc.counter, signer, idem_key)
+
+
+def too_far_ahead(hlc: HLC, now_ms: int, max_offset_ms: int) -> bool:
+    """True when `hlc` is further ahead of the receiver's clock than the allowed offset."""
+    return hlc.wall_ms - now_ms > max_offset_ms
+
+
+class HLCClock:
+    """A caller-side HLC implementing the send and receive rules; thread-safe."""
+
+    def __init__(self, physical_ms: Callable[[], int] | None = None) -> None:
+        self._physical_ms = physical_ms or (lambda: time.time_ns() // 1_000_000)
+        self._last = HLC(0, 0)
+        self._lock = threading.Lock()
+
+    @property
+    def last(self) -> HLC:
+        return self._last
+
+    def now(self) -> HLC:
+        """Send rule: l' = max(l, pt); counter reset when the wall advanced, else incremented."""
+        with self._lock:
+            pt = self._physical_ms()
+            wall = max(self._last.wall_ms, pt)
+            counter = self._last.counter + 1 if wall == self._last.wall_ms else 0
+            self._last = HLC(wall, counter)
+            return self._last
+
+    def observe(self, remote: HLC) -> HLC:
+        """Receive rule: merge a remote timestamp so the next send is after it."""
+        with self._lock:
+            pt = self._physical_ms()
+            wall = max(self._last.wall_ms, remote.wall_ms, pt)
+            if wall == self._last.wall_ms and wall == remote.wall_ms:
+                counter = max(self._last.counter, remote.counter) + 1
+            elif wall == self._last.wall_ms:
+                counter = self._last.counter + 1
+            elif wall == remote.wall_ms:
+                counter = remote.counter + 1
+            else:
+                counter = 0
+            self._last = HLC(wall, counter)
+            return self._last

@@ -1,0 +1,90 @@
+"""Validate a proposal's `inputs` against the input schema its transition declares in the YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.canonical import is_hash
+from workflows.crypto import SIGNER_RE
+from workflows.errors import ProposalError
+from workflows.statechart import InputField, TransitionSpec
+
+MAX_TEXT = 4096
+MAX_ITEMS = 256
+REGIONS = ("ingestion", "council", "environment")
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and 1 <= len(v) <= MAX_TEXT
+
+
+def _signed_item(v: Any, who: str) -> str | None:
+    if not isinstance(v, dict):
+        return "must be an object"
+    expected = {who, "members_hash", "window_id", "signature"}
+    if set(v) != expected:
+        return f"must have exactly the fields {', '.join(sorted(expected))}"
+    if not isinstance(v[who], str) or not SIGNER_RE.match(v[who]):
+        return f"{who} must be a signer id"
+    if not is_hash(v["members_hash"]):
+        return "members_hash must be a sha256- hash"
+    if v["window_id"] is not None and not _text(v["window_id"]):
+        return "window_id must be a string or null"
+    if not isinstance(v["signature"], str):
+        return "signature must be a string"
+    return None
+
+
+def _check(field: InputField, v: Any) -> str | None:
+    t = field.type
+    if t == "text":
+        return None if _text(v) else f"must be a string of 1-{MAX_TEXT} characters"
+    if t == "hash":
+        return None if is_hash(v) else "must be sha256- followed by 64 lowercase hex digits"
+    if t == "count":
+        if not isinstance(v, int) or isinstance(v, bool):
+            return "must be an integer"
+        low = field.minimum if field.minimum is not None else 0
+        return None if v >= low else f"must be at least {low}"
+    if t == "signer":
+        return None if isinstance(v, str) and SIGNER_RE.match(v) else "must be a signer id hmmm:pubkey:…"
+    if t == "pins":
+        if not isinstance(v, dict) or not v or len(v) > MAX_ITEMS:
+            return f"must be an object of 1-{MAX_ITEMS} tool: version pairs"
+        if not all(_text(k) and _text(x) for k, x in v.items()):
+            return "tool names and versions must be non-empty strings"
+        return None
+    if t == "region_hashes":
+        if not isinstance(v, dict) or set(v) != set(REGIONS):
+            return "must be an object with exactly ingestion, council and environment"
+        return None if all(is_hash(x) for x in v.values()) else "each region hash must be a sha256- hash"
+    # list types
+    if not isinstance(v, list) or len(v) > MAX_ITEMS:
+        return f"must be a list of at most {MAX_ITEMS} items"
+    if field.min_items is not None and len(v) < field.min_items:
+        return f"must have at least {field.min_items} item(s)"
+    for i, item in enumerate(v):
+        if t == "text_list" and not _text(item):
+            return f"item {i} must be a non-empty string"
+        if t == "signer_list" and not (isinstance(item, str) and SIGNER_RE.match(item)):
+            return f"item {i} must be a signer id"
+        if t == "vote_list" and (err := _signed_item(item, "voter")):
+            return f"vote {i} {err}"
+        if t == "approval_list" and (err := _signed_item(item, "approver")):
+            return f"approval {i} {err}"
+    return None
+
+
+def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any]) -> None:
+    """Raise ProposalError('schema') naming the first input that does not fit the declared schema."""
+    unknown = sorted(set(inputs) - set(spec.inputs))
+    if unknown:
+        raise ProposalError("schema", f"{spec.name} takes no input(s) {', '.join(unknown)}")
+    for name, field in spec.inputs.items():
+        if name not in inputs:
+            if field.required:
+                raise ProposalError("schema", f"{spec.name} needs input {name} ({field.type})")
+            continue
+        err = _check(field, inputs[name])
+        if err:
+            raise ProposalError("schema", f"inputs.{name} {err}")
