@@ -1,0 +1,133 @@
+"""Decision-record delivery: an append-only JSONL file per project (default) or a BUBBLE HTTP sink.
+
+Delivery is idempotent on `(index, dr_hash)`: a batch re-sent after a crash or a continue-as-new
+skips what the sink already holds, and a different record at an index already written is refused
+loudly (that would be a forked chain, never something to paper over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.canonical import canonical_json
+from workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult
+from workflows.proposal import PROJECT_ID_RE
+
+
+class DecisionSink(Protocol):
+    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult: ...
+
+
+class JsonlSink:
+    """`<root>/<project_id>.jsonl`, one canonical record per line, fsync'd per batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._heads: dict[str, tuple[int, str | None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path(self, project_id: str) -> Path:
+        if not PROJECT_ID_RE.match(project_id):
+            raise ValueError(f"bad project id {project_id!r}")
+        return self.root / f"{project_id}.jsonl"
+
+    def _head(self, project_id: str) -> tuple[int, str | None]:
+        if project_id not in self._heads:
+            last_index, last_hash = 0, None
+            path = self.path(project_id)
+            if path.exists():
+                with path.open("rb") as fh:
+                    for line in fh:
+                        if line.strip():
+                            rec = json.loads(line)
+                            last_index, last_hash = int(rec["index"]), str(rec["dr_hash"])
+            self._heads[project_id] = (last_index, last_hash)
+        return self._heads[project_id]
+
+    def read(self, project_id: str, after_index: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        path = self.path(project_id)
+        out: list[dict[str, Any]] = []
+        if not path.exists():
+            return out
+        with path.open("rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                if int(rec["index"]) > after_index:
+                    out.append(rec)
+                    if len(out) >= limit:
+                        break
+        return out
+
+    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
+        lock = self._locks.setdefault(project_id, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(self._deliver_sync, project_id, records)
+
+    def _deliver_sync(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
+        self.root.mkdir(parents=True, exist_ok=True)
+        last_index, last_hash = self._head(project_id)
+        fresh = []
+        skipped = 0
+        for rec in sorted(records, key=lambda r: int(r["index"])):
+            index = int(rec["index"])
+            if index <= last_index:
+                if index == last_index and rec["dr_hash"] != last_hash:
+                    raise ApplicationError(
+                        f"sink holds a different record at index {index}", type="DecisionChainFork", non_retryable=True
+                    )
+                skipped += 1
+                continue
+            if index != last_index + 1 or rec["prev_dr_hash"] != last_hash:
+                raise ApplicationError(
+                    f"record {index} does not follow the sink's head {last_index}", type="DecisionChainGap", non_retryable=True
+                )
+            fresh.append(rec)
+            last_index, last_hash = index, str(rec["dr_hash"])
+        if fresh:
+            with self.path(project_id).open("ab") as fh:
+                fh.write(b"".join(canonical_json(r) + b"\n" for r in fresh))
+                fh.flush()
+                os.fsync(fh.fileno())
+        self._heads[project_id] = (last_index, last_hash)
+        return DeliveryResult(delivered=len(fresh), skipped=skipped, last_index=last_index)
+
+
+class HttpSink:
+    """POST each batch to a BUBBLE endpoint (`{base}/projects/{id}/decisions`); the server dedupes on dr_hash."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
+
+    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
+        try:
+            resp = await self._client.post(f"/projects/{project_id}/decisions", json={"records": records})
+        except httpx.HTTPError as err:
+            raise ApplicationError(f"BUBBLE sink unreachable: {type(err).__name__}", type="SinkUnavailable") from None
+        if resp.status_code >= 500:
+            raise ApplicationError(f"BUBBLE sink answered {resp.status_code}", type="SinkUnavailable")
+        if resp.status_code >= 400:
+            raise ApplicationError(f"BUBBLE sink refused the batch: {resp.status_code}", type="SinkRefused", non_retryable=True)
+        return DeliveryResult(delivered=len(records), skipped=0, last_index=max(int(r["index"]) for r in records))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class DeliveryActivities:
+    def __init__(self, sink: DecisionSink) -> None:
+        self.sink = sink
+
+    @activity.defn(name=ACTIVITY_DELIVER)
+    async def deliver(self, request: DeliveryRequest) -> DeliveryResult:
+        return await self.sink.deliver(request.project_id, request.records)

@@ -1,0 +1,169 @@
+"""Client-side operations on project workflows: create (idempotent), propose, read.
+
+Everything that talks to Temporal for a project goes through here, so the HTTP API, the CLI, the
+benchmarks and the tests share one translation of SWOOSH operations into Temporal calls.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from workflows.answers import Accepted, Rejected
+from workflows.document import genesis
+from workflows.engine import EngineConfig, EngineSnapshot
+from workflows.keyring import Keyring
+from workflows.lifecycle import ProjectLifecycle, search_attributes_of
+from workflows.messages import (
+    QUERY_DECISIONS,
+    QUERY_HEAD,
+    QUERY_HEALTH,
+    QUERY_REJECTIONS,
+    QUERY_STATE,
+    REJECTION_ERROR_TYPE,
+    SIGNAL_PROPOSE,
+    SIGNAL_SNAPSHOT,
+    UPDATE_TRANSITION,
+    DecisionsPage,
+    HeadView,
+    HealthView,
+    LifecycleInput,
+    LifecycleSettings,
+    RejectionLogEntry,
+    StateView,
+    workflow_id,
+)
+from workflows.proposal import ProposalRequest
+from workflows.statechart import default_statechart
+
+
+def initial_input(
+    project_id: str, keyring: Keyring, config: EngineConfig | None = None, settings: LifecycleSettings | None = None
+) -> LifecycleInput:
+    """The first snapshot of a project: its genesis document (deterministic from project id + keyring)."""
+    doc = genesis(default_statechart(), project_id, keyring)
+    return LifecycleInput(
+        snapshot=EngineSnapshot(document=doc, config=config or EngineConfig()),
+        settings=settings or LifecycleSettings(),
+    )
+
+
+async def ensure_project(
+    client: Client,
+    project_id: str,
+    keyring: Keyring,
+    task_queue: str,
+    config: EngineConfig | None = None,
+    settings: LifecycleSettings | None = None,
+) -> WorkflowHandle[ProjectLifecycle, None]:
+    """Start the project's workflow, or return the running one (idempotent)."""
+    inp = initial_input(project_id, keyring, config, settings)
+    return await client.start_workflow(
+        ProjectLifecycle.run,
+        inp,
+        id=workflow_id(project_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes_of(inp.snapshot.document),
+        static_summary=f"SWOOSH project {project_id}",
+        static_details=f"Lifecycle of project `{project_id}`; statechart {default_statechart().schema_hash[:19]}…",
+    )
+
+
+def update_id(request: ProposalRequest) -> str:
+    """A fresh Temporal update id per call.
+
+    The SDK reuses it for its own RPC retries of this call; a caller's resend is a new call and is
+    answered by SWOOSH's idem_key dedupe (`duplicate: true`), which, unlike Temporal's update-id
+    dedupe, also survives continue-as-new.
+    """
+    body = request.body if isinstance(request.body, dict) else {}
+    idem = str(body.get("idem_key") or request.header_fields.get("idem_key") or "")[:64]
+    return f"{idem}/{uuid.uuid4().hex}"
+
+
+def rejected_from(err: WorkflowUpdateFailedError) -> Rejected | None:
+    """The contract rejection carried by a failed Update, or None for any other failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == REJECTION_ERROR_TYPE and cause.details:
+        return Rejected.model_validate(cause.details[0])
+    return None
+
+
+async def propose(client: Client, project_id: str, request: ProposalRequest) -> Accepted | Rejected:
+    """Send a proposal as an Update and return the contract answer (accepted, duplicate or rejected)."""
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    try:
+        return await handle.execute_update(  # type: ignore[no-any-return]
+            UPDATE_TRANSITION, request, id=update_id(request), result_type=Accepted
+        )
+    except WorkflowUpdateFailedError as err:
+        rejected = rejected_from(err)
+        if rejected is None:
+            raise
+        return rejected
+
+
+async def propose_with_start(
+    client: Client, project_id: str, request: ProposalRequest, keyring: Keyring, task_queue: str
+) -> Accepted | Rejected:
+    """Create the project if needed and send the proposal, in one round trip."""
+    inp = initial_input(project_id, keyring)
+    op = WithStartWorkflowOperation(
+        ProjectLifecycle.run,
+        inp,
+        id=workflow_id(project_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes_of(inp.snapshot.document),
+        static_summary=f"SWOOSH project {project_id}",
+    )
+    try:
+        return await client.execute_update_with_start_workflow(  # type: ignore[no-any-return]
+            UPDATE_TRANSITION, request, id=update_id(request), start_workflow_operation=op, result_type=Accepted
+        )
+    except WorkflowUpdateFailedError as err:
+        rejected = rejected_from(err)
+        if rejected is None:
+            raise
+        return rejected
+
+
+async def signal_proposal(client: Client, project_id: str, request: ProposalRequest) -> None:
+    await client.get_workflow_handle(workflow_id(project_id)).signal(SIGNAL_PROPOSE, request)
+
+
+async def request_snapshot(client: Client, project_id: str) -> None:
+    await client.get_workflow_handle(workflow_id(project_id)).signal(SIGNAL_SNAPSHOT)
+
+
+async def read_state(client: Client, project_id: str, projection: list[str] | None = None) -> StateView:
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    return await handle.query(QUERY_STATE, projection, result_type=StateView)  # type: ignore[no-any-return]
+
+
+async def read_head(client: Client, project_id: str) -> HeadView:
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    return await handle.query(QUERY_HEAD, result_type=HeadView)  # type: ignore[no-any-return]
+
+
+async def read_health(client: Client, project_id: str) -> HealthView:
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    return await handle.query(QUERY_HEALTH, result_type=HealthView)  # type: ignore[no-any-return]
+
+
+async def read_decisions(client: Client, project_id: str, after_index: int = 0, limit: int = 100) -> DecisionsPage:
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    return await handle.query(  # type: ignore[no-any-return]
+        QUERY_DECISIONS, args=[after_index, limit], result_type=DecisionsPage
+    )
+
+
+async def read_rejections(client: Client, project_id: str) -> list[RejectionLogEntry]:
+    handle = client.get_workflow_handle(workflow_id(project_id))
+    raw: list[Any] = await handle.query(QUERY_REJECTIONS, result_type=list[RejectionLogEntry])
+    return raw

@@ -1,0 +1,431 @@
+"""`ProjectLifecycle`: one deterministic Temporal workflow per project.
+
+Temporal history is the write-ahead log; continue-as-new carries the snapshot. Transitions arrive as
+the `transition` Update (synchronous answer) or the `propose` Signal (fire-and-forget); both go
+through `_decide`. Everything that can be decided without facts is decided in the Update validator,
+so those rejections write nothing to history; guards over facts run in a local activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from guards.context import GuardContext
+    from guards.outcome import GuardOutcome, failed
+    from guards.policy import BUILTIN_RULES, scan
+    from workflows.answers import Accepted, GuardResult, Rejected
+    from workflows.document import phases
+    from workflows.engine import Admitted, Engine
+    from workflows.errors import ProposalError
+    from workflows.messages import (
+        ACTIVITY_DELIVER,
+        ACTIVITY_GUARDS,
+        QUERY_DECISIONS,
+        QUERY_HEAD,
+        QUERY_HEALTH,
+        QUERY_REJECTIONS,
+        QUERY_STATE,
+        REJECTION_ERROR_TYPE,
+        SIGNAL_PROPOSE,
+        SIGNAL_SNAPSHOT,
+        UPDATE_TRANSITION,
+        WORKFLOW_NAME,
+        DecisionsPage,
+        DeliveryRequest,
+        DeliveryResult,
+        GuardRequest,
+        GuardResponse,
+        HeadView,
+        HealthView,
+        LifecycleInput,
+        RejectionLogEntry,
+        StateView,
+    )
+    from workflows.proposal import ProposalRequest
+    from workflows.statechart import SECTIONS, default_statechart
+
+    CHART = default_statechart()
+
+SA_TOP = SearchAttributeKey.for_keyword("SwooshTop")
+SA_INGESTION = SearchAttributeKey.for_keyword("SwooshIngestion")
+SA_COUNCIL = SearchAttributeKey.for_keyword("SwooshCouncil")
+SA_ENVIRONMENT = SearchAttributeKey.for_keyword("SwooshEnvironment")
+SA_EXECUTION = SearchAttributeKey.for_keyword("SwooshExecution")
+SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
+SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
+SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
+
+GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
+DELIVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+
+
+def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:
+    """The typed search attributes describing a document (for start and for upserts)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_TOP, doc["control"]["top"]),
+            SearchAttributePair(SA_INGESTION, doc["ingestion"]["phase"] or "-"),
+            SearchAttributePair(SA_COUNCIL, doc["council"]["phase"] or "-"),
+            SearchAttributePair(SA_ENVIRONMENT, doc["environment"]["phase"] or "-"),
+            SearchAttributePair(SA_EXECUTION, doc["execution"]["phase"] or "-"),
+            SearchAttributePair(SA_QUARANTINED, bool(doc["policy"]["quarantined"])),
+            SearchAttributePair(SA_INDEX, int(doc["meta"]["index"])),
+        ]
+    )
+
+
+def rejection_error(rejected: Rejected) -> ApplicationError:
+    """The Update failure that carries a contract rejection (the API maps it to a 400)."""
+    return ApplicationError(
+        f"{rejected.error}: {rejected.reason}", rejected.model_dump(mode="json"), type=REJECTION_ERROR_TYPE, non_retryable=True
+    )
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ProjectLifecycle:
+    @workflow.init
+    def __init__(self, inp: LifecycleInput) -> None:
+        self.settings = inp.settings
+        self.engine = Engine(CHART, inp.snapshot)
+        self.lock = asyncio.Lock()
+        self.inbox: list[ProposalRequest] = list(inp.inbox)
+        self.undelivered: list[dict[str, Any]] = list(inp.undelivered)
+        self.retained: deque[dict[str, Any]] = deque(maxlen=self.settings.dr_retain)
+        self.rejections: deque[RejectionLogEntry] = deque(inp.rejections, maxlen=self.settings.rejection_log)
+        self.snapshot_index = inp.snapshot_index
+        self.snapshot_hlc = inp.snapshot_hlc
+        self.runs = inp.runs
+        self.delivered_index = min((int(r["index"]) for r in self.undelivered), default=self.engine.index + 1) - 1
+        self.snapshot_wanted = False
+        self.draining = False
+        self.published_index = -1
+        meter = workflow.metric_meter()
+        self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
+        self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
+        self.m_quarantine = meter.create_counter("swoosh_quarantine_total", "projects quarantined")
+        self.m_wal_lag = meter.create_gauge("swoosh_wal_lag_records", "accepted transitions since the last snapshot")
+
+    # ------------------------------------------------------------------ run loop
+    @workflow.run
+    async def run(self, inp: LifecycleInput) -> None:
+        self._describe()
+        pump = asyncio.create_task(self._deliver_loop())
+        while True:
+            timeout = self._grace_timeout()
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self.inbox) or self._snapshot_due(), timeout=timeout, timeout_summary="licence grace"
+                )
+            except TimeoutError:
+                pass
+            await self._fire_timers()
+            while self.inbox and not self._snapshot_due():
+                await self._process_signal(self.inbox.pop(0))
+            if self._snapshot_due():
+                self.draining = True
+                # Continue-as-new only from here, after every handler finished (never from a handler).
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                pump.cancel()
+                workflow.continue_as_new(self._next_input())
+
+    def _snapshot_due(self) -> bool:
+        if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
+            return False
+        accepted = self.engine.index - self.snapshot_index
+        return self.snapshot_wanted or accepted >= self.settings.snapshot_every or (
+            accepted > 0 and workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _next_input(self) -> LifecycleInput:
+        return LifecycleInput(
+            snapshot=self.engine.snapshot(),
+            settings=self.settings,
+            undelivered=self.undelivered,
+            inbox=self.inbox,
+            rejections=list(self.rejections),
+            snapshot_index=self.engine.index,
+            snapshot_hlc=self.engine.document["hlc_last"],
+            runs=self.runs + 1,
+        )
+
+    def _now_ms(self) -> int:
+        return int(workflow.now().timestamp() * 1000)
+
+    def _grace_timeout(self) -> timedelta | None:
+        lic = self.engine.document["control"]["license"]
+        if lic["phase"] != "DEGRADED_GRACE" or lic["grace_deadline_ms"] is None:
+            return None
+        return timedelta(milliseconds=max(0, lic["grace_deadline_ms"] - self._now_ms()))
+
+    async def _fire_timers(self) -> None:
+        lic = self.engine.document["control"]["license"]
+        if lic["phase"] == "DEGRADED_GRACE" and lic["grace_deadline_ms"] is not None:
+            if self._now_ms() >= lic["grace_deadline_ms"]:
+                async with self.lock:
+                    if self.engine.document["control"]["license"]["phase"] == "DEGRADED_GRACE":
+                        self._system("License_GraceExpired", {})
+
+    # ------------------------------------------------------------------ transitions
+    @workflow.update(name=UPDATE_TRANSITION)
+    async def transition(self, req: ProposalRequest) -> Accepted:
+        async with self.lock:  # handlers await activities: serialise, then re-check the head inside
+            return await self._decide(req)
+
+    @transition.validator
+    def validate_transition(self, req: ProposalRequest) -> None:
+        """Reject what is decidable now, so those rejections write nothing to history."""
+        try:
+            self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
+
+    @workflow.signal(name=SIGNAL_PROPOSE)
+    def propose(self, req: ProposalRequest) -> None:
+        """Fire-and-forget path: queued, decided by the run loop; rejections go to the rejection log."""
+        self.inbox.append(req)
+
+    @workflow.signal(name=SIGNAL_SNAPSHOT)
+    def request_snapshot(self) -> None:
+        """Operator-forced snapshot: continue-as-new at the next safe point."""
+        self.snapshot_wanted = True
+
+    async def _process_signal(self, req: ProposalRequest) -> None:
+        async with self.lock:
+            try:
+                await self._decide(req)
+            except ApplicationError as err:
+                if err.type != REJECTION_ERROR_TYPE:
+                    raise
+                rejected = Rejected.model_validate(err.details[0])
+                body = req.body if isinstance(req.body, dict) else {}
+                self.rejections.append(
+                    RejectionLogEntry(
+                        idem_key=_str_or_none(body.get("idem_key") or req.header_fields.get("idem_key")),
+                        transition=_str_or_none(body.get("transition")),
+                        error=rejected.error,
+                        reason=rejected.reason,
+                        failing_guard=rejected.failing_guard,
+                        at_index=self.engine.index,
+                    )
+                )
+
+    async def _decide(self, req: ProposalRequest) -> Accepted:
+        try:
+            admitted = self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
+        if isinstance(admitted, Accepted):
+            return admitted
+        breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
+        if breaches:
+            outcome = failed("policy", *(f"breach: {b}" for b in breaches))
+            self._quarantine_for(outcome)
+            err = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
+            raise rejection_error(Rejected.of(err, self.engine.head_hash, [_result(outcome)]))
+        outcomes = await self._run_guards(admitted)
+        try:
+            answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
+        except ProposalError as err:
+            if err.code == "guard_failed":
+                self.m_guard_fail.with_additional_attributes({"guard": err.failing_guard or "?"}).add(1)
+                if err.failing_guard == "policy":
+                    self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
+            raise rejection_error(Rejected.of(err, self.engine.head_hash, [_result(o) for o in outcomes])) from None
+        if record:
+            self._accepted(answer, record, admitted.transition.spec.snapshot)
+        return answer
+
+    async def _run_guards(self, admitted: Admitted) -> list[GuardOutcome]:
+        spec = admitted.transition.spec
+        if not spec.guards:
+            return []
+        p = admitted.proposal
+        request = GuardRequest(
+            guards=list(spec.guards),
+            state=self.engine.document,
+            inputs=p.inputs,
+            context=GuardContext(
+                project_id=self.engine.project_id,
+                transition=spec.name,
+                signer=p.signer,
+                window_id=p.window_id,
+                window_class=spec.window,
+                evidence=tuple(p.evidence),
+            ),
+            now_ms=self._now_ms(),
+        )
+        response = await workflow.execute_local_activity(
+            ACTIVITY_GUARDS,
+            request,
+            result_type=GuardResponse,
+            start_to_close_timeout=timedelta(milliseconds=self.settings.guard_timeout_ms),
+            retry_policy=GUARD_RETRY,
+            summary=f"guards {', '.join(spec.guards)} for {spec.name}",
+        )
+        return list(response.outcomes)
+
+    def _system(self, name: str, inputs: dict[str, Any]) -> Accepted:
+        answer, record = self.engine.apply_system(name, inputs, self._now_ms())
+        self._accepted(answer, record, False)
+        return answer
+
+    def _quarantine_for(self, outcome: GuardOutcome) -> None:
+        if self.engine.top in ("QUARANTINED", "TERMINATED"):
+            return
+        rationale = "SHHH policy breach: " + "; ".join(outcome.reasons)
+        try:
+            self._system("Policy_Quarantine", {"reason": rationale[:4096]})
+        except ProposalError:
+            return  # not quarantinable from here (e.g. already leaving); the rejection still stands
+        self.m_quarantine.add(1)
+
+    def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool) -> None:
+        self.undelivered.append(record)
+        self.retained.append(record)
+        self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
+        self.m_wal_lag.set(self.engine.index - self.snapshot_index)
+        if snapshot_point:
+            self.snapshot_wanted = True
+        self._describe()
+
+    def _describe(self) -> None:
+        doc = self.engine.document
+        ph = phases(doc)
+        workflow.set_current_details(
+            f"**{ph['top']}** · index {self.engine.index} · head `{self.engine.head_hash[:19]}…`\n\n"
+            f"ingestion {ph['ingestion']} · council {ph['council']} · environment {ph['environment']} · "
+            f"execution {ph['execution']} · licence {ph['license']}\n\n"
+            f"run {self.runs} (snapshot at index {self.snapshot_index}) · undelivered records {len(self.undelivered)}"
+        )
+
+    # ------------------------------------------------------------------ decision-record delivery
+    async def _deliver_loop(self) -> None:
+        s = self.settings
+        while True:
+            await workflow.wait_condition(lambda: bool(self.undelivered) and not self.draining)
+            if len(self.undelivered) < s.dr_batch and s.dr_flush_ms > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda: len(self.undelivered) >= s.dr_batch or self.draining,
+                        timeout=timedelta(milliseconds=s.dr_flush_ms),
+                        timeout_summary="decision-record flush",
+                    )
+                except TimeoutError:
+                    pass
+            if self.draining:
+                continue
+            self._publish_search_attributes()
+            batch = self.undelivered[: s.dr_batch]
+            try:
+                result = await workflow.execute_activity(
+                    ACTIVITY_DELIVER,
+                    DeliveryRequest(project_id=self.engine.project_id, records=batch),
+                    result_type=DeliveryResult,
+                    start_to_close_timeout=timedelta(milliseconds=s.deliver_timeout_ms),
+                    retry_policy=DELIVER_RETRY,
+                    summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
+                )
+            except ActivityError:
+                await workflow.sleep(timedelta(seconds=30), summary="decision-record sink unavailable; retry")
+                continue
+            delivered = {r["index"] for r in batch}
+            self.undelivered = [r for r in self.undelivered if r["index"] not in delivered]
+            self.delivered_index = max(self.delivered_index, result.last_index)
+            self._describe()
+
+    def _publish_search_attributes(self) -> None:
+        if self.published_index == self.engine.index:
+            return
+        attrs = search_attributes_of(self.engine.document)
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attrs.search_attributes])
+        self.published_index = self.engine.index
+
+    # ------------------------------------------------------------------ queries
+    @workflow.query(name=QUERY_STATE)
+    def state(self, projection: list[str] | None = None) -> StateView:
+        doc = self.engine.document
+        if projection:
+            wanted = {p.strip().lower() for p in projection if p.strip()}
+            unknown = sorted(wanted - set(SECTIONS))
+            if unknown:
+                raise ValueError(f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+            shown = {k: doc[k] for k in SECTIONS if k in wanted}
+        else:
+            shown = doc
+        return StateView(
+            project_id=self.engine.project_id,
+            hash=self.engine.head_hash,
+            index=self.engine.index,
+            hlc_last=doc["hlc_last"],
+            phase={k: v for k, v in phases(doc).items() if k != "license"},
+            projection=shown,
+        )
+
+    @workflow.query(name=QUERY_HEAD)
+    def head(self) -> HeadView:
+        doc = self.engine.document
+        return HeadView(
+            project_id=self.engine.project_id,
+            hash=self.engine.head_hash,
+            index=self.engine.index,
+            hlc_last=doc["hlc_last"],
+            top=self.engine.top,
+        )
+
+    @workflow.query(name=QUERY_HEALTH)
+    def health(self) -> HealthView:
+        doc = self.engine.document
+        top = self.engine.top
+        lic = doc["control"]["license"]["phase"]
+        lag = self.engine.index - self.snapshot_index
+        if top == "TERMINATED":
+            status = "down"
+        elif top in ("QUARANTINED", "RECOVERY") or lic != "OK" or len(self.undelivered) > 4 * self.settings.dr_batch:
+            status = "degraded"
+        else:
+            status = "ok"
+        info = workflow.info()
+        return HealthView(
+            status=status,
+            consensus={"mode": "temporal-single-writer", "workflow_id": info.workflow_id, "run_id": info.run_id},
+            lastSnapshotHLC=self.snapshot_hlc,
+            walLag=lag,
+            index=self.engine.index,
+            undelivered=len(self.undelivered),
+            delivered_index=self.delivered_index,
+            inbox=len(self.inbox),
+            runs=self.runs,
+            top=top,
+            license=lic,
+            quarantined=bool(doc["policy"]["quarantined"]),
+        )
+
+    @workflow.query(name=QUERY_DECISIONS)
+    def decisions(self, after_index: int = 0, limit: int = 100) -> DecisionsPage:
+        records = [r for r in self.retained if r["index"] > after_index][: max(0, min(limit, 1000))]
+        return DecisionsPage(
+            project_id=self.engine.project_id,
+            records=records,
+            first_retained_index=self.retained[0]["index"] if self.retained else None,
+            head_index=self.engine.index,
+        )
+
+    @workflow.query(name=QUERY_REJECTIONS)
+    def rejection_log(self) -> list[RejectionLogEntry]:
+        return list(self.rejections)
+
+
+def _result(o: GuardOutcome) -> GuardResult:
+    return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
+
+
+def _str_or_none(v: object) -> str | None:
+    return v if isinstance(v, str) else None

@@ -1,0 +1,153 @@
+"""Payloads crossing the Temporal boundary: workflow input (the snapshot), activity requests, query answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guards.context import GuardContext
+from guards.outcome import GuardOutcome
+from workflows.engine import EngineSnapshot
+from workflows.proposal import ProposalRequest
+
+WORKFLOW_NAME = "ProjectLifecycle"
+UPDATE_TRANSITION = "transition"
+SIGNAL_PROPOSE = "propose"
+SIGNAL_SNAPSHOT = "snapshot"
+QUERY_STATE = "state"
+QUERY_HEAD = "head"
+QUERY_HEALTH = "health"
+QUERY_DECISIONS = "decisions"
+QUERY_REJECTIONS = "rejections"
+REJECTION_ERROR_TYPE = "SwooshRejected"
+ACTIVITY_GUARDS = "swoosh.evaluate_guards"
+ACTIVITY_DELIVER = "swoosh.deliver_decisions"
+
+
+def workflow_id(project_id: str) -> str:
+    return f"swoosh-project-{project_id}"
+
+
+class LifecycleSettings(BaseModel):
+    """How the workflow snapshots and delivers; carried across continue-as-new."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    snapshot_every: int = Field(default=500, ge=1, le=1800)
+    dr_batch: int = Field(default=64, ge=1, le=512)
+    dr_flush_ms: int = Field(default=1000, ge=0)
+    dr_retain: int = Field(default=256, ge=0, le=4096)
+    rejection_log: int = Field(default=100, ge=1, le=1000)
+    guard_timeout_ms: int = Field(default=10_000, ge=100)
+    deliver_timeout_ms: int = Field(default=30_000, ge=100)
+
+
+class RejectionLogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idem_key: str | None
+    transition: str | None
+    error: str
+    reason: str
+    failing_guard: str | None
+    at_index: int
+
+
+class LifecycleInput(BaseModel):
+    """The snapshot a run starts from: Temporal history after it is the write-ahead log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot: EngineSnapshot
+    settings: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    undelivered: list[dict[str, Any]] = Field(default_factory=list)
+    inbox: list[ProposalRequest] = Field(default_factory=list)
+    rejections: list[RejectionLogEntry] = Field(default_factory=list)
+    snapshot_index: int = 0
+    snapshot_hlc: str | None = None
+    runs: int = 0
+
+
+class GuardRequest(BaseModel):
+    """Ask the guard activity to evaluate a transition's guards over cached facts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guards: list[str]
+    state: dict[str, Any]
+    inputs: dict[str, Any]
+    context: GuardContext
+    now_ms: int
+
+
+class GuardResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[GuardOutcome]
+
+
+class DeliveryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    records: list[dict[str, Any]]
+
+
+class DeliveryResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delivered: int
+    skipped: int
+    last_index: int
+
+
+class StateView(BaseModel):
+    """GET /state: the whole document, or a projection of named sections."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    hash: str
+    index: int
+    hlc_last: str | None
+    phase: dict[str, str | None]
+    projection: dict[str, Any]
+
+
+class HeadView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    hash: str
+    index: int
+    hlc_last: str | None
+    top: str
+
+
+class HealthView(BaseModel):
+    """GET /health: `walLag` is accepted transitions since the last snapshot (continue-as-new)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    status: str
+    consensus: dict[str, Any]
+    lastSnapshotHLC: str | None
+    walLag: int
+    index: int
+    undelivered: int
+    delivered_index: int
+    inbox: int
+    runs: int
+    top: str
+    license: str
+    quarantined: bool
+
+
+class DecisionsPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str
+    records: list[dict[str, Any]]
+    first_retained_index: int | None
+    head_index: int
