@@ -98,7 +98,7 @@ class ProjectLifecycle:
         self.lock = asyncio.Lock()
         self.inbox: list[ProposalRequest] = list(inp.inbox)
         self.undelivered: list[dict[str, Any]] = list(inp.undelivered)
-        self.retained: deque[dict[str, Any]] = deque(maxlen=self.settings.dr_retain)
+        self.retained: deque[dict[str, Any]] = deque(inp.retained, maxlen=self.settings.dr_retain)
         self.rejections: deque[RejectionLogEntry] = deque(inp.rejections, maxlen=self.settings.rejection_log)
         self.snapshot_index = inp.snapshot_index
         self.snapshot_hlc = inp.snapshot_hlc
@@ -119,10 +119,12 @@ class ProjectLifecycle:
         self._describe()
         pump = asyncio.create_task(self._deliver_loop())
         while True:
-            timeout = self._grace_timeout()
+            armed = self._grace_deadline()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self.inbox) or self._snapshot_due(), timeout=timeout, timeout_summary="licence grace"
+                    lambda: bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed,
+                    timeout=self._until(armed),
+                    timeout_summary="licence grace expiry",
                 )
             except TimeoutError:
                 pass
@@ -149,6 +151,7 @@ class ProjectLifecycle:
             snapshot=self.engine.snapshot(),
             settings=self.settings,
             undelivered=self.undelivered,
+            retained=list(self.retained),
             inbox=self.inbox,
             rejections=list(self.rejections),
             snapshot_index=self.engine.index,
@@ -159,11 +162,14 @@ class ProjectLifecycle:
     def _now_ms(self) -> int:
         return int(workflow.now().timestamp() * 1000)
 
-    def _grace_timeout(self) -> timedelta | None:
+    def _grace_deadline(self) -> int | None:
         lic = self.engine.document["control"]["license"]
-        if lic["phase"] != "DEGRADED_GRACE" or lic["grace_deadline_ms"] is None:
+        return lic["grace_deadline_ms"] if lic["phase"] == "DEGRADED_GRACE" else None
+
+    def _until(self, deadline_ms: int | None) -> timedelta | None:
+        if deadline_ms is None:
             return None
-        return timedelta(milliseconds=max(0, lic["grace_deadline_ms"] - self._now_ms()))
+        return timedelta(milliseconds=max(1, deadline_ms - self._now_ms()))
 
     async def _fire_timers(self) -> None:
         lic = self.engine.document["control"]["license"]

@@ -37,7 +37,7 @@ class LifecycleSettings(BaseModel):
     snapshot_every: int = Field(default=500, ge=1, le=1800)
     dr_batch: int = Field(default=64, ge=1, le=512)
     dr_flush_ms: int = Field(default=1000, ge=0)
-    dr_retain: int = Field(default=256, ge=0, le=4096)
+    dr_retain: int = Field(default=128, ge=0, le=1024)
     rejection_log: int = Field(default=100, ge=1, le=1000)
     guard_timeout_ms: int = Field(default=10_000, ge=100)
     deliver_timeout_ms: int = Field(default=30_000, ge=100)
@@ -62,6 +62,7 @@ class LifecycleInput(BaseModel):
     snapshot: EngineSnapshot
     settings: LifecycleSettings = Field(default_factory=LifecycleSettings)
     undelivered: list[dict[str, Any]] = Field(default_factory=list)
+    retained: list[dict[str, Any]] = Field(default_factory=list)  # newest records, for the decisions query
     inbox: list[ProposalRequest] = Field(default_factory=list)
     rejections: list[RejectionLogEntry] = Field(default_factory=list)
     snapshot_index: int = 0

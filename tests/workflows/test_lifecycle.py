@@ -1,0 +1,244 @@
+"""The ProjectLifecycle workflow end to end on the time-skipping test server (real workflow code)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from api.factory import ProposalFactory, Signers
+from api.projects import (
+    ensure_project,
+    propose,
+    read_decisions,
+    read_head,
+    read_health,
+    read_rejections,
+    read_state,
+    request_snapshot,
+    signal_proposal,
+)
+from workflows.answers import Accepted, Rejected
+from workflows.decision import verify_chain
+from workflows.engine import EngineConfig
+from workflows.messages import LifecycleSettings, workflow_id
+from workflows.proposal import ProposalRequest
+from worker.driver import LOOP, LifecycleDriver
+from worker.testing import FakeFacts
+
+
+async def _driver(env: WorkflowEnvironment, tq: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts,
+                  settings: LifecycleSettings | None = None, config: EngineConfig | None = None) -> LifecycleDriver:
+    await ensure_project(env.client, factory.project_id, signers.keyring(), tq, config=config, settings=settings)
+    return LifecycleDriver.for_client(env.client, factory, open_window=facts.open_window)
+
+
+async def _wait_for(cond, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll `cond`; a query that lands while the run continues-as-new may time out on the test server."""
+    for _ in range(int(timeout_s * 10)):
+        try:
+            if await asyncio.wait_for(cond(), 2.0):
+                return
+        except (TimeoutError, RPCError):
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def test_lifecycle_full_run_reaches_execution_and_loops_twice(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.lifecycle()
+    await d.loop(2)
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.phase["top"] == "EXECUTION"
+    assert state.phase["execution"] == "PLAN"
+    assert state.projection["execution"]["cycle"] == 2
+    assert state.index == 13 + 2 * len(LOOP)
+    assert state.hash == d.head
+    assert state.projection["epoch"]["execution"] == 1 + 2 * len(LOOP)
+
+
+async def test_lifecycle_decision_records_chain_and_reach_the_sink(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.lifecycle()
+    page = await read_decisions(tsenv.client, factory.project_id)
+    assert [r["index"] for r in page.records] == list(range(1, 14))
+    assert verify_chain(page.records) is None
+    assert all(r["ucxl"].startswith("ucxl://") for r in page.records)
+    licensed = page.records[1]
+    assert licensed["guards"][0]["guard"] == "license" and licensed["guards"][0]["ok"]
+    sink = tmp_path / "decisions" / f"{factory.project_id}.jsonl"
+
+    async def delivered() -> bool:
+        await tsenv.sleep(timedelta(seconds=2))
+        return sink.exists() and len(sink.read_text().splitlines()) == 13
+
+    await _wait_for(delivered)
+    health = await read_health(tsenv.client, factory.project_id)
+    assert health.delivered_index == 13 and health.undelivered == 0
+
+
+async def test_lifecycle_snapshot_every_few_transitions_preserves_hash_dedupe_and_chain(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts, settings=LifecycleSettings(snapshot_every=3))
+    first = await d.step("Boot_ConfigOk")
+    replay_body = d.factory.body("Boot_ConfigOk", first.state_pre_hash, {}, idem_key=first.idem_key)
+    for t in ("Boot_Licensed", "Ingestion_SourcesResolved", "Ingestion_BytesOk", "Ingestion_SchemaOk", "Ingestion_CorpusBuilt"):
+        await d.step(t)
+    health = await read_health(tsenv.client, factory.project_id)
+    assert health.runs >= 1, "small snapshot_every must have continued-as-new"
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.hash == d.head and state.index == 6
+    # same idem_key and content after the snapshot: the original answer, nothing applied
+    dup = await propose(tsenv.client, factory.project_id, ProposalRequest(body=replay_body))
+    assert isinstance(dup, Accepted) and dup.duplicate and dup.index == 1
+    assert dup.state_post_hash == first.state_post_hash
+    assert (await read_head(tsenv.client, factory.project_id)).hash == state.hash
+    # the decision chain continues across runs
+    page = await read_decisions(tsenv.client, factory.project_id)
+    assert page.records and verify_chain(page.records) is None
+    assert [r["index"] for r in page.records] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_lifecycle_quarantine_is_sticky_until_release(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.lifecycle()
+    await d.step("Policy_Quarantine", {"reason": "suspicious corpus"})
+    blocked = await d.try_step("Execution_PlanLocked")
+    assert isinstance(blocked, Rejected) and blocked.error == "quarantined"
+    await d.step("Policy_Release", {"reason": "reviewed by a human"})
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.phase["top"] == "EXECUTION" and not state.projection["policy"]["quarantined"]
+    await d.step("Execution_PlanLocked")
+
+
+async def test_lifecycle_policy_breach_rejects_and_quarantines(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    leak = {"sources": ["https://example.invalid/?token=abc", "-----BEGIN PRIVATE KEY-----"]}
+    answer = await d.try_step("Ingestion_SourcesResolved", leak)
+    assert isinstance(answer, Rejected)
+    assert answer.error == "guard_failed" and answer.failing_guard == "policy"
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.phase["top"] == "QUARANTINED"
+    assert "pem-private-key" in state.projection["policy"]["rationale"]
+    assert "BEGIN PRIVATE KEY" not in str(state.projection)
+    page = await read_decisions(tsenv.client, factory.project_id)
+    assert page.records[-1]["transition"] == "Policy_Quarantine"
+    assert page.records[-1]["signer"] == "swoosh:system"
+
+
+async def test_lifecycle_pause_and_resume_return_to_where_it_was(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.lifecycle()
+    await d.step("Execution_PlanLocked")
+    await d.step("Control_Pause", {"reason": "maintenance"})
+    paused = await d.try_step("Execution_BeatReviewGate")
+    assert isinstance(paused, Rejected) and paused.error == "invalid_transition"
+    await d.step("Control_Resume", {"reason": "done"})
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.phase["top"] == "EXECUTION" and state.phase["execution"] == "WORK"
+
+
+async def test_lifecycle_license_grace_expires_by_timer(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts, config=EngineConfig(grace_ms=600_000))
+    await d.lifecycle()
+    facts.license_status = "throttled"
+    await d.step("License_Throttled", {"reason": "KACHING throttling"})
+    state = await read_state(tsenv.client, factory.project_id)
+    assert state.projection["control"]["license"]["phase"] == "DEGRADED_GRACE"
+    await tsenv.sleep(timedelta(minutes=11))
+
+    async def expired() -> bool:
+        s = await read_state(tsenv.client, factory.project_id)
+        return bool(s.projection["control"]["license"]["phase"] == "DEGRADED_EXPIRED")
+
+    await _wait_for(expired)
+    s = await read_state(tsenv.client, factory.project_id)
+    assert s.projection["control"]["license"]["external_comms"] is False
+    page = await read_decisions(tsenv.client, factory.project_id)
+    assert page.records[-1]["transition"] == "License_GraceExpired"
+    facts.license_status = "valid"
+    d.head = None
+    await d.step("License_Restored", {})
+    s = await read_state(tsenv.client, factory.project_id)
+    assert s.projection["control"]["license"]["phase"] == "OK"
+
+
+async def test_lifecycle_eleven_concurrent_updates_all_answered(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    head = (await read_head(tsenv.client, factory.project_id)).hash
+    bodies = [factory.body("Boot_ConfigOk", head, {}) for _ in range(11)]
+    answers = await asyncio.gather(*(propose(tsenv.client, factory.project_id, ProposalRequest(body=b)) for b in bodies))
+    accepted = [a for a in answers if isinstance(a, Accepted)]
+    rejected = [a for a in answers if isinstance(a, Rejected)]
+    assert len(accepted) == 1 and len(rejected) == 10
+    assert {r.error for r in rejected} <= {"stale_state_hash", "invalid_transition", "hlc_regression"}
+    assert (await read_head(tsenv.client, factory.project_id)).index == 1
+
+
+async def test_lifecycle_signal_path_applies_and_logs_rejections(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    await _driver(tsenv, task_queue, signers, factory, facts)
+    head = (await read_head(tsenv.client, factory.project_id)).hash
+    good = factory.body("Boot_ConfigOk", head, {})
+    bad = factory.body("Boot_Licensed", head, {})
+    await signal_proposal(tsenv.client, factory.project_id, ProposalRequest(body=good))
+    await signal_proposal(tsenv.client, factory.project_id, ProposalRequest(body=bad))
+
+    async def processed() -> bool:
+        return len(await read_rejections(tsenv.client, factory.project_id)) == 1
+
+    await _wait_for(processed)
+    log = await read_rejections(tsenv.client, factory.project_id)
+    assert log[0].error == "stale_state_hash" and log[0].transition == "Boot_Licensed"
+    assert (await read_head(tsenv.client, factory.project_id)).index == 1
+
+
+async def test_lifecycle_forced_snapshot_keeps_state(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await d.step("Boot_ConfigOk")
+    before = await read_state(tsenv.client, factory.project_id)
+    await request_snapshot(tsenv.client, factory.project_id)
+
+    async def continued() -> bool:
+        return (await read_health(tsenv.client, factory.project_id)).runs == 1
+
+    await _wait_for(continued)
+    after = await read_state(tsenv.client, factory.project_id)
+    assert after.hash == before.hash
+    health = await read_health(tsenv.client, factory.project_id)
+    assert health.walLag == 0 and health.lastSnapshotHLC == before.hlc_last
+    await d.step("Boot_Licensed")
+
+
+@pytest.mark.parametrize("transitions", [13])
+async def test_lifecycle_workflow_id_is_readable(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts, transitions: int
+) -> None:
+    await _driver(tsenv, task_queue, signers, factory, facts)
+    desc = await tsenv.client.get_workflow_handle(workflow_id(factory.project_id)).describe()
+    assert desc.id == f"swoosh-project-{factory.project_id}"
