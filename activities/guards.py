@@ -7,10 +7,12 @@ reuse the outcome instead of re-deciding it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from temporalio import activity
 
+from activities.facts import network_allowed
 from guards.evaluate import evaluate_guards
 from guards.facts import Facts
 from workflows.messages import ACTIVITY_GUARDS, GuardRequest, GuardResponse
@@ -19,7 +21,14 @@ from workflows.messages import ACTIVITY_GUARDS, GuardRequest, GuardResponse
 class FactsSource(Protocol):
     """Where the guard activity gets its facts (the provider cache in production, fixed facts in tests)."""
 
-    async def facts(self, now_ms: int) -> Facts: ...
+    async def facts(
+        self,
+        now_ms: int,
+        *,
+        network_allowed: bool | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        evidence: Sequence[str] = (),
+    ) -> Facts: ...
 
 
 class GuardActivities:
@@ -28,6 +37,12 @@ class GuardActivities:
 
     @activity.defn(name=ACTIVITY_GUARDS)
     async def evaluate(self, request: GuardRequest) -> GuardResponse:
-        facts = await self.source.facts(request.now_ms)
+        # The project's own licence gate decides whether other providers may be asked (brief §9).
+        facts = await self.source.facts(
+            request.now_ms,
+            network_allowed=network_allowed(request.state),
+            inputs=request.inputs,
+            evidence=request.context.evidence,
+        )
         outcomes = evaluate_guards(request.guards, request.state, request.inputs, facts, request.context)
         return GuardResponse(outcomes=outcomes)

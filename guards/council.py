@@ -74,7 +74,9 @@ def _check_signed_set(
         if item.get("window_id") != ctx.window_id:
             reasons.append(f"{kind} {i}: stale window {item.get('window_id')} (proposal is in {ctx.window_id})")
         kind_tag = VOTE_KIND if kind == "vote" else APPROVAL_KIND
-        if not verify_object(str(who), ballot(kind_tag, ctx.project_id, council_hash, ctx.window_id), str(item.get("signature"))):
+        if not verify_object(
+            str(who), ballot(kind_tag, ctx.project_id, council_hash, ctx.window_id), str(item.get("signature"))
+        ):
             reasons.append(f"{kind} {i}: signature by {who} is invalid")
     if reasons:
         return failed(guard, *reasons)
@@ -96,7 +98,9 @@ def quorum_guard(state: dict[str, Any], inputs: dict[str, Any], facts: Facts, ct
     if strangers:
         return failed("quorum", f"proposed member(s) not eligible council identities: {', '.join(strangers)}")
     need = len(eligible) // 2 + 1
-    return _check_signed_set("quorum", "vote", "voter", list(inputs.get("votes", [])), eligible, proposed_hash, ctx, need)
+    return _check_signed_set(
+        "quorum", "vote", "voter", list(inputs.get("votes", [])), eligible, proposed_hash, ctx, need
+    )
 
 
 def approvals_guard(state: dict[str, Any], inputs: dict[str, Any], facts: Facts, ctx: GuardContext) -> GuardOutcome:

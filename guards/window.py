@@ -21,6 +21,8 @@ def window_guard(state: dict[str, Any], inputs: dict[str, Any], facts: Facts, ct
     if beat.phase != wanted:
         return failed("window", f"{wanted} window is closed: {beat.window_id} is in {beat.phase}")
     if facts.now_ms >= beat.deadline_at_ms:
-        return failed("window", f"{wanted} window of {beat.window_id} closed {facts.now_ms - beat.deadline_at_ms} ms ago")
+        return failed(
+            "window", f"{wanted} window of {beat.window_id} closed {facts.now_ms - beat.deadline_at_ms} ms ago"
+        )
     left = beat.deadline_at_ms - facts.now_ms
     return passed("window", f"{wanted} window open in {beat.window_id} (beat {beat.beat_index}, {left} ms left)")

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from workflows.errors import SwooshError
@@ -25,10 +25,11 @@ def statechart_markdown() -> str:
     ]
     for r in chart.catalogue():
         inputs = ", ".join(f"`{k}: {v}`" for k, v in r["inputs"].items()) or "—"
-        rows.append(
-            f"| `{r['transition']}`{' (system)' if r['system'] else ''} | {r['machine']} | {', '.join(r['from'])} | {r['to']} "
-            f"| {', '.join(r['guards']) or '—'} | {r['window'] or '—'} | {', '.join(r['roles'])} | {r['epoch']} | {inputs} |"
-        )
+        name = f"`{r['transition']}`" + (" (system)" if r["system"] else "")
+        guards = ", ".join(r["guards"]) or "—"
+        cells = [name, r["machine"], ", ".join(r["from"]), r["to"], guards, r["window"] or "—"]
+        cells += [", ".join(r["roles"]), r["epoch"], inputs]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(
         [
             "# The SWOOSH statechart",
@@ -62,8 +63,10 @@ def _statechart(args: argparse.Namespace) -> int:
                 kind = " (system)" if r["system"] else ""
                 guards = ",".join(r["guards"]) or "-"
                 print(f"{r['transition']:<30} {'|'.join(r['from']):<48} -> {r['to']:<24} guards={guards}{kind}")
-            print(f"statechart ok: {len(chart.contract_transitions)} contract transitions, "
-                  f"{len(rows) - len(chart.contract_transitions)} system; schema {chart.schema_hash}")
+            print(
+                f"statechart ok: {len(chart.contract_transitions)} contract transitions, "
+                f"{len(rows) - len(chart.contract_transitions)} system; schema {chart.schema_hash}"
+            )
         return 0
     target = Path(args.output)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -72,17 +75,20 @@ def _statechart(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lazy(module: str, func: str = "main") -> Callable[[argparse.Namespace], int]:
-    """Defer heavy imports (Temporal, HTTP) to the subcommand that needs them."""
+# Subcommands implemented elsewhere: each module has `add_arguments(parser)` and `main(args) -> int`.
+# Only the chosen one is imported, so `swoosh statechart check` never pays for Temporal or HTTP imports.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "worker": ("worker.run_worker", "run a Temporal worker for SWOOSH workflows and activities"),
+    "api": ("worker.api_server", "serve the HTTP API (legacy + /v1)"),
+    "dev": ("worker.dev", "start Temporal dev server + worker + API on loopback (what `make run` does)"),
+    "sim": ("chaos.simulator", "run the ecosystem simulator (licence, MCP, policy, BACKBEAT) with fault injection"),
+    "keygen": ("worker.keys", "generate an Ed25519 key pair and add it to a keyring"),
+    "propose": ("worker.propose", "sign and send a proposal"),
+    "state": ("worker.state", "read a project's state"),
+}
 
-    def run(args: argparse.Namespace) -> int:
-        target: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
-        return target(args)
 
-    return run
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swoosh", description="SWOOSH deterministic orchestrator")
     sub = parser.add_subparsers(dest="command", required=True)
     sc = sub.add_parser("statechart", help="check the statechart or draw it")
@@ -90,19 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="check: print the catalogue as JSON")
     sc.add_argument("--output", default=str(DOCS_STATECHART), help="mermaid: where to write the markdown")
     sc.set_defaults(func=_statechart)
-    wk = sub.add_parser("worker", help="run a Temporal worker for SWOOSH workflows and activities")
-    wk.add_argument("--no-sticky", action="store_true", help="disable the sticky cache (every task replays)")
-    wk.set_defaults(func=_lazy("worker.run_worker"))
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == only:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(func=module.main)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     try:
         return int(args.func(args))
     except SwooshError as err:
         print(f"swoosh: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

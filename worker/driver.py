@@ -39,7 +39,12 @@ LIFECYCLE: tuple[str, ...] = (
     "Environment_Green",
     "Execution_AllReady",
 )
-LOOP: tuple[str, ...] = ("Execution_PlanLocked", "Execution_BeatReviewGate", "Execution_ApprovalsThreshold", "Execution_NextWindow")
+LOOP: tuple[str, ...] = (
+    "Execution_PlanLocked",
+    "Execution_BeatReviewGate",
+    "Execution_ApprovalsThreshold",
+    "Execution_NextWindow",
+)
 
 
 class TransitionRejected(AssertionError):
@@ -60,7 +65,9 @@ class LifecycleDriver:
     version: int = 0
 
     @classmethod
-    def for_client(cls, client: Client, factory: ProposalFactory, open_window: WindowOpener | None = None) -> LifecycleDriver:
+    def for_client(
+        cls, client: Client, factory: ProposalFactory, open_window: WindowOpener | None = None
+    ) -> LifecycleDriver:
         project = factory.project_id
 
         async def send(req: ProposalRequest) -> Accepted | Rejected:

@@ -10,8 +10,20 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 CORE = tuple(
     f"workflows.{m}"
     for m in (
-        "canonical", "hlc", "crypto", "keyring", "proposal", "statechart", "document", "inputs",
-        "reducer", "engine", "answers", "decision", "errors", "messages",
+        "canonical",
+        "hlc",
+        "crypto",
+        "keyring",
+        "proposal",
+        "statechart",
+        "document",
+        "inputs",
+        "reducer",
+        "engine",
+        "answers",
+        "decision",
+        "errors",
+        "messages",
     )
 )
 PASSTHROUGH = ("pydantic", "pydantic_core", "cryptography", "yaml", "annotated_types", "guards", *CORE)

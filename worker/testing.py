@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.decisions import DecisionSink, DeliveryActivities, JsonlSink
 from activities.guards import FactsSource, GuardActivities
 from guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact, WindowClass
-from workflows.lifecycle import SEARCH_ATTRIBUTES, ProjectLifecycle
 from worker.sandbox import workflow_runner
+from workflows.lifecycle import SEARCH_ATTRIBUTES, ProjectLifecycle
 
 SA_TYPES = {
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -93,7 +94,14 @@ class FakeFacts:
     def open_window(self, window_class: WindowClass, window_id: str = "backbeat:W-1") -> None:
         self.window_class, self.window_id = window_class, window_id
 
-    async def facts(self, now_ms: int) -> Facts:
+    async def facts(
+        self,
+        now_ms: int,
+        *,
+        network_allowed: bool | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        evidence: Sequence[str] = (),
+    ) -> Facts:
         self.calls += 1
         beat = None
         if self.window_class is not None and self.window_id is not None:
@@ -108,7 +116,7 @@ class FakeFacts:
         return Facts(
             now_ms=now_ms,
             license=LicenseFact(
-                status=self.license_status,  # type: ignore[arg-type]
+                status=self.license_status,
                 license_id="LIC-TEST",
                 fetched_at_ms=now_ms,
                 verified=True,

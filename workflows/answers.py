@@ -50,7 +50,9 @@ class Rejected(BaseModel):
 
     @classmethod
     def of(cls, err: ProposalError, head_hash: str, guards: list[GuardResult] | None = None) -> Rejected:
-        return cls(error=err.code, reason=err.reason, failing_guard=err.failing_guard, guards=guards or [], head_hash=head_hash)
+        return cls(
+            error=err.code, reason=err.reason, failing_guard=err.failing_guard, guards=guards or [], head_hash=head_hash
+        )
 
 
 class IdemEntry(BaseModel):

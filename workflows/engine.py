@@ -87,7 +87,9 @@ class Engine:
         return str(self.document["control"]["top"])
 
     def snapshot(self) -> EngineSnapshot:
-        return EngineSnapshot(document=self.document, idem=list(self._idem.values()), dr_head=self.dr_head, config=self.config)
+        return EngineSnapshot(
+            document=self.document, idem=list(self._idem.values()), dr_head=self.dr_head, config=self.config
+        )
 
     def seen(self, idem_key: str) -> IdemEntry | None:
         return self._idem.get(idem_key)
@@ -123,7 +125,8 @@ class Engine:
                     if "*" in roles or role in roles:
                         return role
                 raise ProposalError(
-                    "unauthorized_signer", f"{t.name} needs one of the roles {', '.join(t.spec.roles)}; signer has {', '.join(roles)}"
+                    "unauthorized_signer",
+                    f"{t.name} needs one of the roles {', '.join(t.spec.roles)}; signer has {', '.join(roles)}",
                 )
         raise ProposalError("unauthorized_signer", f"signer {signer} is not an identity of project {self.project_id}")
 
@@ -133,7 +136,8 @@ class Engine:
             return None
         if (entry.signer, entry.transition, entry.inputs_hash) != (p.signer, p.transition, p.inputs_hash):
             raise ProposalError(
-                "invalid_transition", f"idem_key {p.idem_key} was already used for a different proposal (index {entry.index})"
+                "invalid_transition",
+                f"idem_key {p.idem_key} was already used for a different proposal (index {entry.index})",
             )
         return Accepted(
             duplicate=True,
@@ -155,18 +159,25 @@ class Engine:
         if top == "QUARANTINED" and t.name not in ESCAPES_QUARANTINE:
             rationale = self.document["policy"]["rationale"]
             raise ProposalError(
-                "quarantined", f"project is QUARANTINED ({rationale}); only Policy_Release or Policy_ConfirmedBlock apply"
+                "quarantined",
+                f"project is QUARANTINED ({rationale}); only Policy_Release or Policy_ConfirmedBlock apply",
             )
         check_source(self.chart, self.document, t)
         if p.current_state_hash != self.head_hash:
-            raise ProposalError("stale_state_hash", f"current_state_hash is not the head {self.head_hash}; re-read and resubmit")
+            raise ProposalError(
+                "stale_state_hash", f"current_state_hash is not the head {self.head_hash}; re-read and resubmit"
+            )
         hlc = p.parsed_hlc
         last = self._last_order_key()
         if last is not None and order_key(hlc, p.signer, p.idem_key) <= last:
-            raise ProposalError("hlc_regression", f"hlc {p.hlc} is not after the last applied {self.document['hlc_last']}")
+            raise ProposalError(
+                "hlc_regression", f"hlc {p.hlc} is not after the last applied {self.document['hlc_last']}"
+            )
         if too_far_ahead(hlc, now_ms, self.config.max_offset_ms):
             ahead = hlc.wall_ms - now_ms
-            raise ProposalError("hlc_too_far_ahead", f"hlc {p.hlc} is {ahead} ms ahead (max {self.config.max_offset_ms} ms)")
+            raise ProposalError(
+                "hlc_too_far_ahead", f"hlc {p.hlc} is {ahead} ms ahead (max {self.config.max_offset_ms} ms)"
+            )
 
     def _last_order_key(self) -> tuple[int, int, str, str] | None:
         last = self.document["hlc_last"]

@@ -64,7 +64,9 @@ SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
 SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
 
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
-DELIVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+DELIVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
 
 
 def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:
@@ -85,7 +87,10 @@ def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:
 def rejection_error(rejected: Rejected) -> ApplicationError:
     """The Update failure that carries a contract rejection (the API maps it to a 400)."""
     return ApplicationError(
-        f"{rejected.error}: {rejected.reason}", rejected.model_dump(mode="json"), type=REJECTION_ERROR_TYPE, non_retryable=True
+        f"{rejected.error}: {rejected.reason}",
+        rejected.model_dump(mode="json"),
+        type=REJECTION_ERROR_TYPE,
+        non_retryable=True,
     )
 
 
@@ -120,9 +125,13 @@ class ProjectLifecycle:
         pump = asyncio.create_task(self._deliver_loop())
         while True:
             armed = self._grace_deadline()
+
+            def work_or_timer_changed(armed: int | None = armed) -> bool:
+                return bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
+
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed,
+                    work_or_timer_changed,
                     timeout=self._until(armed),
                     timeout_summary="licence grace expiry",
                 )
@@ -142,8 +151,10 @@ class ProjectLifecycle:
         if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
             return False
         accepted = self.engine.index - self.snapshot_index
-        return self.snapshot_wanted or accepted >= self.settings.snapshot_every or (
-            accepted > 0 and workflow.info().is_continue_as_new_suggested()
+        return (
+            self.snapshot_wanted
+            or accepted >= self.settings.snapshot_every
+            or (accepted > 0 and workflow.info().is_continue_as_new_suggested())
         )
 
     def _next_input(self) -> LifecycleInput:
@@ -234,8 +245,8 @@ class ProjectLifecycle:
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)
-            err = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
-            raise rejection_error(Rejected.of(err, self.engine.head_hash, [_result(outcome)]))
+            breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
+            raise rejection_error(Rejected.of(breach, self.engine.head_hash, [_result(outcome)]))
         outcomes = await self._run_guards(admitted)
         try:
             answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
@@ -362,7 +373,9 @@ class ProjectLifecycle:
             wanted = {p.strip().lower() for p in projection if p.strip()}
             unknown = sorted(wanted - set(SECTIONS))
             if unknown:
-                raise ValueError(f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+                raise ValueError(
+                    f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}"
+                )
             shown = {k: doc[k] for k in SECTIONS if k in wanted}
         else:
             shown = doc

@@ -92,7 +92,7 @@ def reduce(chart: Statechart, doc: dict[str, Any], t: Transition, step: Step) ->
     """The next document; raise ProposalError('invalid_transition') if the effects cannot apply."""
     check_source(chart, doc, t)
     spec = t.spec
-    new = clone(doc)
+    new: dict[str, Any] = clone(doc)
     pre_top = doc["control"]["top"]
     target = get_path(doc, spec.return_from) if spec.to == "return" and spec.return_from else spec.to
     set_path(new, phase_path(spec.machine), target)

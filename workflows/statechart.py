@@ -43,7 +43,18 @@ EffectOp = Literal[
     "next_cycle",
     "start_grace",
 ]
-SECTIONS = ("meta", "boot", "ingestion", "council", "environment", "execution", "control", "policy", "epoch", "hlc_last")
+SECTIONS = (
+    "meta",
+    "boot",
+    "ingestion",
+    "council",
+    "environment",
+    "execution",
+    "control",
+    "policy",
+    "epoch",
+    "hlc_last",
+)
 REGION_MACHINES = ("ingestion", "council", "environment")
 SYSTEM_SIGNER = "swoosh:system"
 
@@ -202,7 +213,7 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
             problems.append(f"machine {name!r}: initial state {m.initial!r} is not one of its states")
         if m.ready is not None and m.ready not in names:
             problems.append(f"machine {name!r}: ready state {m.ready!r} is not one of its states")
-    for name, spec in machines["top"].states.items():  # type: ignore[union-attr]
+    for name, spec in machines["top"].states.items():
         for region in spec.regions:
             if region not in machines:
                 problems.append(f"top state {name!r} names unknown region {region!r}")
@@ -226,7 +237,7 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
         if t.machine not in machines:
             problems.append(f"{t.name}: unknown machine {t.machine!r}")
             continue
-        states = set(machines[t.machine].state_names)
+        machine_states = set(machines[t.machine].state_names)
         if isinstance(t.from_, str):
             sources: tuple[str, ...] = doc.live_states if t.from_ == "live" else (*doc.live_states, "PAUSED")
             if t.machine != "top":
@@ -235,7 +246,7 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
             sources = t.from_
         chart_sources[t.name] = sources
         for s in sources:
-            if s not in states:
+            if s not in machine_states:
                 problems.append(f"{t.name}: source {s!r} is not a state of machine {t.machine!r}")
             if (t.name, s) in seen:
                 problems.append(f"{t.name}: two transitions with the same name and source {s!r}")
@@ -243,11 +254,11 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
         if t.to == "return":
             if t.return_from is None:
                 problems.append(f"{t.name}: target 'return' needs return_from")
-        elif t.to not in states:
+        elif t.to not in machine_states:
             problems.append(f"{t.name}: target {t.to!r} is not a state of machine {t.machine!r}")
         if t.machine == "top":
             for s in sources:
-                if machines["top"].states[s].final:  # type: ignore[union-attr]
+                if machines["top"].states[s].final:
                     problems.append(f"{t.name}: final state {s} must have no way out")
         if t.epoch not in ("boot", *REGION_MACHINES, "execution", "control", "policy", "license"):
             problems.append(f"{t.name}: epoch {t.epoch!r} is not a region")
@@ -391,14 +402,14 @@ def mermaid(chart: Statechart) -> str:
                 lines.append("    --")
             m = chart.machines[region]
             for st in m.state_names:
-                lines.append(f"    state \"{st}\" as {region}_{st}")
+                lines.append(f'    state "{st}" as {region}_{st}')
             lines.append(f"    [*] --> {region}_{m.initial}")
             lines.extend(region_edges.get(region, []))
         lines.append("  }")
     lic = chart.machines["license"]
     lines.append("  state LICENSE_GRACE {")
     for st in lic.state_names:
-        lines.append(f"    state \"{st}\" as license_{st}")
+        lines.append(f'    state "{st}" as license_{st}')
     lines.append(f"    [*] --> license_{lic.initial}")
     lines.extend(region_edges.get("license", []))
     lines.append("  }")

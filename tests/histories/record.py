@@ -57,7 +57,7 @@ async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.lifecycle()
     facts.license_status = "throttled"
     await d.step("License_Throttled", {"reason": "KACHING throttling"})
-    env_sleep = getattr(client, "_swoosh_sleep")
+    env_sleep = client._swoosh_sleep
     await env_sleep(timedelta(minutes=20))
     for _ in range(50):
         state = await read_state(client, d.factory.project_id)
@@ -104,12 +104,16 @@ async def record(out_dir: Path = HERE) -> dict[str, dict[str, int]]:
             facts = FakeFacts()
             with tempfile.TemporaryDirectory() as sink:
                 async with lifecycle_worker(client, facts=facts, sink_dir=Path(sink)) as tq:
-                    handle = await ensure_project(client, factory.project_id, signers.keyring(), tq, EngineConfig(), settings)
+                    handle = await ensure_project(
+                        client, factory.project_id, signers.keyring(), tq, EngineConfig(), settings
+                    )
                     driver = LifecycleDriver.for_client(client, factory, open_window=facts.open_window)
                     await scenario(driver, facts, client)
                     await env.sleep(timedelta(seconds=5))  # let decision records flush
                     await asyncio.sleep(0.5)
-                    runs = await history_chain(client, workflow_id(factory.project_id), handle.first_execution_run_id or "")
+                    runs = await history_chain(
+                        client, workflow_id(factory.project_id), handle.first_execution_run_id or ""
+                    )
                     await handle.terminate("history recorded")
             for old in out_dir.glob(f"{name}-run*.json"):
                 old.unlink()
@@ -126,7 +130,9 @@ async def record(out_dir: Path = HERE) -> dict[str, dict[str, int]]:
 def main() -> int:
     stats = asyncio.run(record())
     for name, s in stats.items():
-        print(f"{name}: {s['runs']} run(s), {s['events']} events, {s['accepted']} accepted by the caller", file=sys.stderr)
+        print(
+            f"{name}: {s['runs']} run(s), {s['events']} events, {s['accepted']} accepted by the caller", file=sys.stderr
+        )
     return 0
 
 

@@ -24,7 +24,9 @@ def test_replay_histories_are_committed() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay_history_is_deterministic(path: Path) -> None:
     history = WorkflowHistory.from_json("replay-" + path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    replayer = Replayer(
+        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -41,6 +43,8 @@ async def test_replay_detects_a_changed_history(tmp_path: Path) -> None:
     else:
         pytest.fail("quarantine history has no local-activity marker to tamper with")
     history = WorkflowHistory.from_json("tampered", data)
-    replayer = Replayer(workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    replayer = Replayer(
+        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None

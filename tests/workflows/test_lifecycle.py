@@ -22,17 +22,24 @@ from api.projects import (
     request_snapshot,
     signal_proposal,
 )
+from worker.driver import LOOP, LifecycleDriver
+from worker.testing import FakeFacts
 from workflows.answers import Accepted, Rejected
 from workflows.decision import verify_chain
 from workflows.engine import EngineConfig
 from workflows.messages import LifecycleSettings, workflow_id
 from workflows.proposal import ProposalRequest
-from worker.driver import LOOP, LifecycleDriver
-from worker.testing import FakeFacts
 
 
-async def _driver(env: WorkflowEnvironment, tq: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts,
-                  settings: LifecycleSettings | None = None, config: EngineConfig | None = None) -> LifecycleDriver:
+async def _driver(
+    env: WorkflowEnvironment,
+    tq: str,
+    signers: Signers,
+    factory: ProposalFactory,
+    facts: FakeFacts,
+    settings: LifecycleSettings | None = None,
+    config: EngineConfig | None = None,
+) -> LifecycleDriver:
     await ensure_project(env.client, factory.project_id, signers.keyring(), tq, config=config, settings=settings)
     return LifecycleDriver.for_client(env.client, factory, open_window=facts.open_window)
 
@@ -65,7 +72,12 @@ async def test_lifecycle_full_run_reaches_execution_and_loops_twice(
 
 
 async def test_lifecycle_decision_records_chain_and_reach_the_sink(
-    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
+    tsenv: WorkflowEnvironment,
+    task_queue: str,
+    signers: Signers,
+    factory: ProposalFactory,
+    facts: FakeFacts,
+    tmp_path: Path,
 ) -> None:
     d = await _driver(tsenv, task_queue, signers, factory, facts)
     await d.lifecycle()
@@ -92,7 +104,13 @@ async def test_lifecycle_snapshot_every_few_transitions_preserves_hash_dedupe_an
     d = await _driver(tsenv, task_queue, signers, factory, facts, settings=LifecycleSettings(snapshot_every=3))
     first = await d.step("Boot_ConfigOk")
     replay_body = d.factory.body("Boot_ConfigOk", first.state_pre_hash, {}, idem_key=first.idem_key)
-    for t in ("Boot_Licensed", "Ingestion_SourcesResolved", "Ingestion_BytesOk", "Ingestion_SchemaOk", "Ingestion_CorpusBuilt"):
+    for t in (
+        "Boot_Licensed",
+        "Ingestion_SourcesResolved",
+        "Ingestion_BytesOk",
+        "Ingestion_SchemaOk",
+        "Ingestion_CorpusBuilt",
+    ):
         await d.step(t)
     health = await read_health(tsenv.client, factory.project_id)
     assert health.runs >= 1, "small snapshot_every must have continued-as-new"
@@ -186,10 +204,12 @@ async def test_lifecycle_license_grace_expires_by_timer(
 async def test_lifecycle_eleven_concurrent_updates_all_answered(
     tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
 ) -> None:
-    d = await _driver(tsenv, task_queue, signers, factory, facts)
+    await _driver(tsenv, task_queue, signers, factory, facts)
     head = (await read_head(tsenv.client, factory.project_id)).hash
     bodies = [factory.body("Boot_ConfigOk", head, {}) for _ in range(11)]
-    answers = await asyncio.gather(*(propose(tsenv.client, factory.project_id, ProposalRequest(body=b)) for b in bodies))
+    answers = await asyncio.gather(
+        *(propose(tsenv.client, factory.project_id, ProposalRequest(body=b)) for b in bodies)
+    )
     accepted = [a for a in answers if isinstance(a, Accepted)]
     rejected = [a for a in answers if isinstance(a, Rejected)]
     assert len(accepted) == 1 and len(rejected) == 10
@@ -237,7 +257,12 @@ async def test_lifecycle_forced_snapshot_keeps_state(
 
 @pytest.mark.parametrize("transitions", [13])
 async def test_lifecycle_workflow_id_is_readable(
-    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts, transitions: int
+    tsenv: WorkflowEnvironment,
+    task_queue: str,
+    signers: Signers,
+    factory: ProposalFactory,
+    facts: FakeFacts,
+    transitions: int,
 ) -> None:
     await _driver(tsenv, task_queue, signers, factory, facts)
     desc = await tsenv.client.get_workflow_handle(workflow_id(factory.project_id)).describe()

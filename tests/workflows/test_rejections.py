@@ -9,15 +9,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.factory import ProposalFactory, Signers
 from api.projects import ensure_project, propose, read_head
+from worker.driver import LifecycleDriver
+from worker.testing import FakeFacts
 from workflows.answers import Rejected
 from workflows.canonical import content_hash
 from workflows.hlc import HLC
 from workflows.proposal import ProposalRequest
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts
 
 
-async def _ready(tsenv: WorkflowEnvironment, tq: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts) -> LifecycleDriver:
+async def _ready(
+    tsenv: WorkflowEnvironment, tq: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> LifecycleDriver:
     await ensure_project(tsenv.client, factory.project_id, signers.keyring(), tq)
     d = LifecycleDriver.for_client(tsenv.client, factory, open_window=facts.open_window)
     await d.step("Boot_ConfigOk")

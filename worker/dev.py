@@ -1,0 +1,219 @@
+"""`swoosh dev` (what `make run` runs): Temporal dev server + worker + API on loopback, persisted locally.
+
+Everything lives under the data folder (default `.swoosh/`): the dev server's SQLite file, the
+decision-record files, the dev licence and, unless SWOOSH_KEYRING names one, a generated dev
+keyring with one key file per role. Stopping with Ctrl-C shuts everything down cleanly; after a
+`kill -9` of the whole process group, running it again resumes every project from the SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from activities.kaching import create_dev_license
+from api.factory import DEFAULT_ROLES
+from api.projects import ensure_project, read_state
+from worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
+from worker.settings import Settings
+from worker.testing import binary, register_search_attributes, search_attribute_flags
+from workflows.crypto import private_key_to_text, signer_id
+from workflows.engine import EngineConfig
+from workflows.keyring import Keyring, load_keyring
+from workflows.messages import LifecycleSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML settings file (else $SWOOSH_CONFIG)")
+    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal UI port")
+    parser.add_argument("--metrics-bind", default=DEFAULT_METRICS_BIND, help="worker metrics endpoint")
+    parser.add_argument("--no-sticky", action="store_true", help="worker without sticky cache")
+
+
+@dataclass
+class DevKeyring:
+    path: Path
+    keys_dir: Path | None
+    generated: bool
+
+
+def ensure_dev_keyring(data_dir: Path, configured: Path | None) -> DevKeyring:
+    """The configured keyring, or a generated development one (one key file per role), kept across runs."""
+    if configured is not None:
+        load_keyring(configured)  # fail early with a clear error
+        return DevKeyring(configured, None, False)
+    dev = data_dir / "dev"
+    path, keys = dev / "keyring.json", dev / "keys"
+    if not path.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        signers = []
+        for name, roles in DEFAULT_ROLES.items():
+            key = Ed25519PrivateKey.generate()
+            fd = os.open(keys / f"{name}.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(private_key_to_text(key) + "\n")
+            signers.append({"id": signer_id(key.public_key()), "roles": list(roles), "name": name})
+        path.write_text(
+            json.dumps({"signers": [{"id": s["id"], "roles": s["roles"]} for s in signers]}, indent=2) + "\n"
+        )
+        (dev / "signers.json").write_text(json.dumps({s["name"]: s["id"] for s in signers}, indent=2) + "\n")
+    return DevKeyring(path, keys, True)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def start_dev_server(settings: Settings, ui_port: int) -> subprocess.Popen[bytes]:
+    host, _, port = settings.temporal.address.rpartition(":")
+    if _port_open(host, int(port)):
+        raise SystemExit(f"swoosh dev: {settings.temporal.address} is already in use; is another `make run` running?")
+    data_dir = Path(settings.data_dir)
+    log = (data_dir / "temporal.log").open("ab")
+    cmd = [
+        binary("temporal"), "server", "start-dev",
+        "--ip", host, "--port", port, "--ui-port", str(ui_port),
+        "--db-filename", str(data_dir / "temporal.db"),
+        "--namespace", settings.temporal.namespace,
+        "--log-level", "warn",
+        *search_attribute_flags(),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    host, _, port = settings.temporal.address.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"swoosh dev: the Temporal dev server exited ({proc.returncode}); see {settings.data_dir}/temporal.log"
+            )
+        if _port_open(host, int(port)):
+            return
+        await asyncio.sleep(0.2)
+    raise SystemExit("swoosh dev: the Temporal dev server did not start in time")
+
+
+async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky: bool) -> None:
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    dev_keyring = ensure_dev_keyring(data_dir, settings.keyring)
+    keyring: Keyring = load_keyring(dev_keyring.path)
+    settings = settings.model_copy(update={"keyring": dev_keyring.path})
+    if settings.kaching.mode == "embedded":
+        create_dev_license(data_dir)
+    proc = start_dev_server(settings, ui_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _wait_ready(settings, proc)
+        client = None
+        for _ in range(100):
+            try:
+                client = await connect(settings, runtime_with_metrics(metrics_bind))
+                break
+            except RuntimeError:
+                await asyncio.sleep(0.2)
+        if client is None:
+            raise SystemExit("swoosh dev: cannot connect to the Temporal dev server")
+        await register_search_attributes(client)
+        async with running_worker(settings, client, no_sticky=no_sticky):
+            project = settings.api.default_project
+            engine = EngineConfig(
+                max_offset_ms=settings.engine.max_offset_ms,
+                idem_window=settings.engine.idem_window,
+                grace_ms=settings.engine.grace_ms,
+            )
+            await ensure_project(
+                client, project, keyring, settings.temporal.task_queue, engine,
+                LifecycleSettings(snapshot_every=settings.engine.snapshot_every),
+            )  # fmt: skip
+            state = await read_state(client, project)
+            api = await start_api(settings, client, keyring)
+            print(_banner(settings, ui_port, metrics_bind, dev_keyring, project, state.hash, state.index), flush=True)
+            try:
+                await stop.wait()
+            finally:
+                if api is not None:
+                    await api.stop()
+    finally:
+        print("swoosh dev: stopping", flush=True)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        print("swoosh dev: stopped", flush=True)
+
+
+class _Api:
+    def __init__(self, server: object, task: asyncio.Task[None]) -> None:
+        self.server, self.task = server, task
+
+    async def stop(self) -> None:
+        self.server.should_exit = True  # type: ignore[attr-defined]
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start_api(settings: Settings, client: object, keyring: Keyring) -> _Api | None:
+    """Serve the HTTP API in this process (uvicorn), sharing the Temporal client."""
+    from worker.api_server import build_server  # type: ignore[attr-defined]
+
+    server = build_server(settings, client, keyring)
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if getattr(server, "started", False):
+            break
+        await asyncio.sleep(0.05)
+    return _Api(server, task)
+
+
+def _banner(
+    settings: Settings, ui_port: int, metrics_bind: str, kr: DevKeyring, project: str, head: str, index: int
+) -> str:
+    host = settings.temporal.address.rpartition(":")[0]
+    lines = [
+        "",
+        "SWOOSH is running (Ctrl-C stops everything)",
+        f"  API          http://{settings.api.host}:{settings.api.port}   (GET /state, POST /transition, /v1/projects/…)",
+        f"  Temporal UI  http://{host}:{ui_port}/namespaces/{settings.temporal.namespace}/workflows",
+        f"  Temporal     {settings.temporal.address}   (SQLite: {Path(settings.data_dir) / 'temporal.db'})",
+        f"  Metrics      http://{metrics_bind}/metrics   and http://{settings.api.host}:{settings.api.port}/metrics",
+        f"  Keyring      {kr.path}"
+        + ("   (generated for development; keys in " + str(kr.keys_dir) + ")" if kr.generated else ""),
+        f"  Project      {project}: index {index}, head {head}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings.load(config_file=args.config)
+    try:
+        asyncio.run(run_dev(settings, args.ui_port, args.metrics_bind, args.no_sticky))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(0)

@@ -1,0 +1,119 @@
+"""`swoosh worker`: a Temporal worker for SWOOSH workflows and activities, with Prometheus metrics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities.decisions import DecisionSink, DeliveryActivities, HttpSink, JsonlSink
+from activities.facts import FactsService
+from activities.guards import FactsSource, GuardActivities
+from worker.sandbox import workflow_runner
+from worker.settings import Settings
+from workflows.lifecycle import ProjectLifecycle
+
+log = logging.getLogger("swoosh.worker")
+DEFAULT_METRICS_BIND = "127.0.0.1:9464"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-sticky", action="store_true", help="no sticky cache: every workflow task replays history")
+    parser.add_argument(
+        "--metrics-bind", default=DEFAULT_METRICS_BIND, help="Prometheus endpoint for SDK + swoosh_* metrics"
+    )
+    parser.add_argument("--config", default=None, help="TOML settings file (else $SWOOSH_CONFIG)")
+
+
+_runtimes: dict[str, Runtime] = {}
+
+
+def runtime_with_metrics(bind: str | None) -> Runtime:
+    """A Temporal runtime exporting SDK metrics (and the workflow's swoosh_* metrics) for Prometheus."""
+    if not bind:
+        return Runtime.default()
+    if bind not in _runtimes:
+        _runtimes[bind] = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    return _runtimes[bind]
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    return await Client.connect(
+        settings.temporal.address,
+        namespace=settings.temporal.namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime or Runtime.default(),
+    )
+
+
+def decision_sink(settings: Settings) -> DecisionSink:
+    """The BUBBLE sink when configured (SWOOSH_BUBBLE_URL), else the local JSONL files."""
+    import os
+
+    url = os.environ.get("SWOOSH_BUBBLE_URL")
+    if url:
+        return HttpSink(url)
+    return JsonlSink(Path(settings.data_dir) / "decisions")
+
+
+def build_worker(
+    client: Client, task_queue: str, facts: FactsSource, sink: DecisionSink, *, no_sticky: bool = False
+) -> Worker:
+    guard_acts = GuardActivities(facts)
+    deliver_acts = DeliveryActivities(sink)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ProjectLifecycle],
+        activities=[guard_acts.evaluate, deliver_acts.deliver],
+        workflow_runner=workflow_runner(),
+        # 0 disables the sticky cache, so every task is a full replay (used to prove determinism).
+        max_cached_workflows=0 if no_sticky else 1000,
+        graceful_shutdown_timeout=__import__("datetime").timedelta(seconds=10),
+    )
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, client: Client, *, no_sticky: bool = False) -> AsyncIterator[Worker]:
+    """Facts providers + worker, started and stopped together."""
+    async with FactsService(settings) as facts:
+        worker = build_worker(client, settings.temporal.task_queue, facts, decision_sink(settings), no_sticky=no_sticky)
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            await worker.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -> None:
+    client = await connect(settings, runtime_with_metrics(metrics_bind))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(settings, client, no_sticky=no_sticky):
+        log.info("worker started on task queue %s (metrics %s)", settings.temporal.task_queue, metrics_bind)
+        print(
+            f"swoosh worker: task queue {settings.temporal.task_queue} on {settings.temporal.address}; metrics http://{metrics_bind}/metrics",
+            flush=True,
+        )
+        await stop.wait()
+    print("swoosh worker: stopped", flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings.load(config_file=args.config)
+    asyncio.run(serve(settings, args.metrics_bind, args.no_sticky))
+    return 0
