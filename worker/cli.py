@@ -85,6 +85,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("worker.keys", "generate an Ed25519 key pair and add it to a keyring"),
     "propose": ("worker.propose", "sign and send a proposal"),
     "state": ("worker.state", "read a project's state"),
+    "replay": ("worker.replay", "replay project histories and fold them through the pure reducer"),
+    "audit": ("worker.audit", "verify a project's decision-record chain against its history"),
 }
 
 

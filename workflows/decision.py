@@ -22,6 +22,7 @@ RECORD_FIELDS = (
     "guards",
     "justification",
     "ucxl",
+    "system_inputs",
     "prev_dr_hash",
     "dr_hash",
 )

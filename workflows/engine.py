@@ -248,6 +248,9 @@ class Engine:
                 "guards": guards,
                 "justification": redact(_justification(t, step, outcomes, role)),
                 "ucxl": ucxl_backlink(self.project_id, step.signer, role, t.name, step.hlc, index),
+                # A caller's inputs are in its Update/Signal payload; SWOOSH's own are kept here so a
+                # pure fold over the history can re-apply every transition.
+                "system_inputs": step.inputs if step.signer == SYSTEM_SIGNER else None,
                 "prev_dr_hash": self.dr_head,
             }
         )
