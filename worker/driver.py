@@ -47,6 +47,51 @@ LOOP: tuple[str, ...] = (
 )
 
 
+STATE_DEPENDENT = ("Execution_AllReady", "Recovery_QuorumRestored", "Execution_ApprovalsThreshold", "Council_Eject")
+
+
+def valid_inputs(
+    f: ProposalFactory, transition: str, doc: dict[str, Any] | None, n: int, version: int, window_id: str
+) -> tuple[dict[str, Any], int]:
+    """Inputs that satisfy `transition`'s schema and guards in `doc`; returns them and the next index version."""
+    simple: dict[str, dict[str, Any]] = {
+        "Boot_ConfigOk": {},
+        "Boot_Licensed": {"license_id": "LIC-DEV"},
+        "Ingestion_SourcesResolved": {"sources": ["git+https://example.invalid/repo.git"]},
+        "Ingestion_BytesOk": {"bytes_hash": content_hash(["bytes", n]), "byte_count": 4096},
+        "Ingestion_SchemaOk": {"schema_hash": content_hash(["schema", n])},
+        "Council_ProfilesLoaded": {"roles": ["architect", "developer", "reviewer"]},
+        "Council_McpGreen": {"tool_pins": {"git": "2.43.0"}},
+        "Environment_CapacityOk": {"allocations": ["cpu:2", "mem:4Gi"]},
+        "Environment_Installed": {"assets": ["image:swoosh-runner@1"]},
+        "Environment_Green": {},
+        "Execution_PlanLocked": {"plan_hash": content_hash(["plan", n])},
+        "Execution_BeatReviewGate": {"work_evidence": [f"ucxl://agent:dev@{f.project_id}:work/{n}"]},
+        "Execution_NextWindow": {},
+        "License_Restored": {},
+        "License_GraceExpired": {},
+    }
+    if transition in simple:
+        return simple[transition], version
+    if transition == "Ingestion_CorpusBuilt":
+        return {"content_hash": content_hash(["corpus", version + 1, n]), "version": version + 1}, version + 1
+    if transition == "Council_QuorumCert":
+        return f.quorum_inputs(window_id), version
+    if transition in STATE_DEPENDENT and doc is None:
+        raise ValueError(f"{transition} needs the current state for its inputs")
+    assert doc is not None or transition not in STATE_DEPENDENT
+    if transition == "Execution_AllReady":
+        return {"region_hashes": f.region_hashes(doc or {})}, version
+    if transition == "Recovery_QuorumRestored":
+        return {**f.quorum_inputs(window_id), "region_hashes": f.region_hashes(doc or {})}, version
+    if transition == "Execution_ApprovalsThreshold":
+        return {"approvals": f.approvals(doc or {}, window_id)}, version
+    if transition == "Council_Eject":
+        members = (doc or {})["council"]["members"]
+        return {"member": members[0] if members else f.council_members()[0], "reason": "unreachable"}, version
+    return {"reason": f"{transition} requested by the test driver"}, version
+
+
 class TransitionRejected(AssertionError):
     def __init__(self, transition: str, rejected: Rejected) -> None:
         super().__init__(f"{transition} rejected: {rejected.error}: {rejected.reason}")
@@ -87,40 +132,10 @@ class LifecycleDriver:
         return doc
 
     async def inputs_for(self, transition: str) -> dict[str, Any]:
-        """Valid inputs for `transition` given the current state."""
-        f = self.factory
-        n = len(self.answers)
-        simple: dict[str, dict[str, Any]] = {
-            "Boot_ConfigOk": {},
-            "Boot_Licensed": {"license_id": "LIC-DEV"},
-            "Ingestion_SourcesResolved": {"sources": ["git+https://example.invalid/repo.git"]},
-            "Ingestion_BytesOk": {"bytes_hash": content_hash(["bytes", n]), "byte_count": 4096},
-            "Ingestion_SchemaOk": {"schema_hash": content_hash(["schema", n])},
-            "Council_ProfilesLoaded": {"roles": ["architect", "developer", "reviewer"]},
-            "Council_McpGreen": {"tool_pins": {"git": "2.43.0"}},
-            "Environment_CapacityOk": {"allocations": ["cpu:2", "mem:4Gi"]},
-            "Environment_Installed": {"assets": ["image:swoosh-runner@1"]},
-            "Environment_Green": {},
-            "Execution_PlanLocked": {"plan_hash": content_hash(["plan", n])},
-            "Execution_BeatReviewGate": {"work_evidence": [f"ucxl://agent:dev@{f.project_id}:work/{n}"]},
-            "Execution_NextWindow": {},
-            "License_Restored": {},
-        }
-        if transition in simple:
-            return simple[transition]
-        if transition == "Ingestion_CorpusBuilt":
-            self.version += 1
-            return {"content_hash": content_hash(["corpus", self.version, n]), "version": self.version}
-        if transition in ("Council_QuorumCert",):
-            return f.quorum_inputs(self.window_id)
-        if transition == "Execution_AllReady":
-            return {"region_hashes": f.region_hashes(await self.state())}
-        if transition == "Recovery_QuorumRestored":
-            doc = await self.state()
-            return {**f.quorum_inputs(self.window_id), "region_hashes": f.region_hashes(doc)}
-        if transition == "Execution_ApprovalsThreshold":
-            return {"approvals": f.approvals(await self.state(), self.window_id)}
-        return {"reason": f"{transition} requested by the test driver"}
+        """Valid inputs for `transition`, reading the state only when the inputs depend on it."""
+        doc = await self.state() if transition in STATE_DEPENDENT else None
+        inputs, self.version = valid_inputs(self.factory, transition, doc, len(self.answers), self.version, self.window_id)
+        return inputs
 
     async def step(self, transition: str, inputs: dict[str, Any] | None = None, **kw: Any) -> Accepted:
         """Propose `transition` with valid inputs; raise TransitionRejected if it is not accepted."""

@@ -1,0 +1,381 @@
+"""SWOOSH's one typed settings object: defaults, then an optional TOML file, then `SWOOSH_*` variables.
+
+`Settings.load()` reads the TOML file named by `SWOOSH_CONFIG` (if set), overlays every `SWOOSH_*`
+variable listed by `env_variables()`, validates the result and raises `ConfigError` naming the
+offending variable or key. Every duration is an integer number of milliseconds (no floats reach the
+guards). `docs/providers.md` documents every variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from guards.facts import PolicyRuleSpec
+from workflows.crypto import public_key_of
+from workflows.engine import EngineConfig
+from workflows.errors import ConfigError
+
+ENV_PREFIX = "SWOOSH_"
+CONFIG_ENV = "SWOOSH_CONFIG"
+PROJECT_ID_RE = r"^[A-Za-z0-9_.-]{1,64}$"
+BUILTIN_RULE_IDS = ("pem-private-key", "bearer-token", "api-key")
+
+ProviderMode = Literal["embedded", "http"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemporalSettings(_Section):
+    """Where the Temporal frontend is and which task queue SWOOSH's workers poll."""
+
+    address: str = Field(default="127.0.0.1:7233", min_length=1)
+    namespace: str = Field(default="default", min_length=1)
+    task_queue: str = Field(default="swoosh", min_length=1)
+
+
+class ApiSettings(_Section):
+    """The HTTP API: bind address, bearer tokens (none = no auth) and the legacy default project."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    tokens: tuple[SecretStr, ...] = ()
+    default_project: str = Field(default="default", pattern=PROJECT_ID_RE)
+
+    def token_values(self) -> frozenset[str]:
+        """The plaintext tokens, for comparison only (never log them)."""
+        return frozenset(t.get_secret_value() for t in self.tokens)
+
+
+class EngineSettings(_Section):
+    """Knobs that change decisions (carried into every snapshot) and the snapshot cadence."""
+
+    max_offset_ms: int = Field(default=60_000, ge=0)
+    idem_window: int = Field(default=1024, ge=16, le=4096)
+    grace_ms: int = Field(default=900_000, ge=0)
+    snapshot_every: int = Field(default=500, ge=1, le=1800)
+
+    def config(self) -> EngineConfig:
+        """The engine's own config model."""
+        return EngineConfig(max_offset_ms=self.max_offset_ms, idem_window=self.idem_window, grace_ms=self.grace_ms)
+
+
+class ProviderSettings(_Section):
+    """What every guard-fact provider shares: mode, upstream, timeouts, refresh cadence, fact ageing."""
+
+    mode: ProviderMode = "embedded"
+    base_url: str | None = None
+    timeout_ms: int = Field(default=2_000, ge=1, le=120_000)
+    connect_timeout_ms: int = Field(default=1_000, ge=1, le=120_000)
+    refresh_ms: int = Field(default=60_000, ge=10)
+    jitter_ms: int = Field(default=5_000, ge=0)
+    retry_ms: int = Field(default=2_000, ge=10)
+    max_age_ms: int = Field(default=300_000, ge=10)
+    stale_grace_ms: int = Field(default=0, ge=0)
+    max_skew_ms: int = Field(default=30_000, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.mode == "http" and self.base_url is None:
+            raise ValueError("mode 'http' needs base_url")
+        if self.jitter_ms >= self.refresh_ms:
+            raise ValueError(f"jitter_ms ({self.jitter_ms}) must be below refresh_ms ({self.refresh_ms})")
+        if self.refresh_ms > self.max_age_ms:
+            raise ValueError(f"refresh_ms ({self.refresh_ms}) must not exceed max_age_ms ({self.max_age_ms})")
+        if self.stale_grace_ms > self.max_age_ms:
+            raise ValueError(f"stale_grace_ms ({self.stale_grace_ms}) must not exceed max_age_ms ({self.max_age_ms})")
+        return self
+
+
+class KachingSettings(ProviderSettings):
+    """KACHING licence: a local signed licence file (embedded) or a licence token validated over HTTP."""
+
+    license_file: Path | None = None  # default: <data_dir>/license.json
+    public_key: str | None = None  # the licence signer id, hmmm:pubkey:<base64url>
+    public_key_file: Path | None = None  # default: <data_dir>/license.pub
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @field_validator("public_key")
+    @classmethod
+    def _signer(cls, value: str | None) -> str | None:
+        if value is not None and public_key_of(value) is None:
+            raise ValueError("must be a signer id hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>")
+        return value
+
+    def resolved_public_key(self) -> str | None:
+        """The licence public key, from `public_key` or else `public_key_file`; None when neither is usable."""
+        if self.public_key is not None:
+            return self.public_key
+        if self.public_key_file is None:
+            return None
+        try:
+            text = self.public_key_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return text if public_key_of(text) is not None else None
+
+    def resolved_token(self) -> str | None:
+        """The licence token from `token` or else `token_file` (never log it)."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is None:
+            return None
+        try:
+            return self.token_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+
+class BackbeatSettings(ProviderSettings):
+    """BACKBEAT: the local beat schedule (embedded) or beat frames polled from a BACKBEAT endpoint."""
+
+    refresh_ms: int = Field(default=1_000, ge=10)
+    jitter_ms: int = Field(default=100, ge=0)
+    retry_ms: int = Field(default=500, ge=10)
+    max_age_ms: int = Field(default=60_000, ge=10)
+    tempo_bpm: int = Field(default=30, ge=1, le=6_000)
+    beats_per_bar: int = Field(default=4, ge=1, le=1_024)
+    share_unit: Literal["percent", "beats"] = "percent"
+    plan: int = Field(default=25, ge=1)
+    work: int = Field(default=25, ge=1)
+    review: int = Field(default=25, ge=1)
+    reverb: int = Field(default=25, ge=1)
+    epoch_ms: int = Field(default=0, ge=0)
+    pressure: int = Field(default=0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _shares(self) -> Self:
+        total = self.plan + self.work + self.review + self.reverb
+        want = 100 if self.share_unit == "percent" else self.beats_per_bar
+        if total != want:
+            what = "100 (percent)" if self.share_unit == "percent" else f"beats_per_bar ({self.beats_per_bar})"
+            raise ValueError(f"plan + work + review + reverb = {total}, must equal {what}")
+        return self
+
+
+class McpSettings(ProviderSettings):
+    """MCP registry: a static tool list (embedded) or the registry's tool versions over HTTP."""
+
+    refresh_ms: int = Field(default=30_000, ge=10)
+    jitter_ms: int = Field(default=3_000, ge=0)
+    max_age_ms: int = Field(default=120_000, ge=10)
+    stale_grace_ms: int = Field(default=30_000, ge=0)
+    tools: dict[str, str] = Field(default_factory=lambda: {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0"})
+    probe: tuple[str, ...] = ()  # http mode: the tools to ask the registry about (empty = all it serves)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, version in value.items():
+            if not name.strip() or not version.strip():
+                raise ValueError("tool names and versions must be non-empty")
+        return value
+
+
+class ShhhSettings(ProviderSettings):
+    """SHHH policy: built-in secret rules plus custom regex rules; optionally an external policy endpoint."""
+
+    refresh_ms: int = Field(default=60_000, ge=10)  # how long an external verdict for the same inputs is reused
+    builtin: bool = True
+    rules: tuple[PolicyRuleSpec, ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, rules: tuple[PolicyRuleSpec, ...]) -> tuple[PolicyRuleSpec, ...]:
+        seen: set[str] = set()
+        for i, rule in enumerate(rules):
+            where = f"rule {i} ({rule.id!r})"
+            if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", rule.id):
+                raise ValueError(f"{where}: id must be 1-64 of [A-Za-z0-9_.:-]")
+            if rule.id in seen or rule.id in BUILTIN_RULE_IDS:
+                raise ValueError(f"{where}: id is used twice or by a built-in rule")
+            seen.add(rule.id)
+            try:
+                compiled = re.compile(rule.pattern)
+            except re.error as err:
+                raise ValueError(f"{where}: invalid regex {rule.pattern!r}: {err}") from None
+            if compiled.search("") is not None:
+                raise ValueError(f"{where}: pattern matches the empty string, so it would flag every value")
+        return rules
+
+
+class Settings(_Section):
+    """Everything a SWOOSH process is configured with."""
+
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    data_dir: Path = Path(".swoosh")
+    keyring: Path | None = None
+    kaching: KachingSettings = Field(default_factory=KachingSettings)
+    backbeat: BackbeatSettings = Field(default_factory=BackbeatSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    shhh: ShhhSettings = Field(default_factory=ShhhSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _licence_paths(cls, data: Any) -> Any:
+        # The embedded licence lives in the data directory unless configured elsewhere.
+        if not isinstance(data, dict) or not isinstance(data.get("kaching", {}), dict):
+            return data
+        data_dir = Path(str(data.get("data_dir") or ".swoosh"))
+        kaching = {"license_file": data_dir / "license.json", "public_key_file": data_dir / "license.pub"}
+        kaching.update({k: v for k, v in data.get("kaching", {}).items() if v is not None})
+        return {**data, "kaching": kaching}
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+        """Defaults ← TOML file (`config_file`, else $SWOOSH_CONFIG) ← `SWOOSH_*` variables; ConfigError if invalid."""
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        sources: dict[tuple[str, ...], str] = {}
+        source = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+        if source is not None:
+            data = _read_toml(Path(source))
+            _note_sources(data, (), f"{source}: ", sources)
+        for var in env_variables():
+            if var.name in env:
+                value = _parse_env(var, env[var.name])
+                target = data
+                for part in var.path[:-1]:
+                    node = target.setdefault(part, {})
+                    if not isinstance(node, dict):
+                        raise ConfigError(f"{var.name}: [{part}] in the config file is not a table")
+                    target = node
+                target[var.path[-1]] = value
+                sources[var.path] = var.name
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(_explain(err, sources)) from None
+
+
+class EnvVar(BaseModel):
+    """One environment variable: its name, the settings path it sets, how it is parsed, its default."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    path: tuple[str, ...]
+    kind: Literal["scalar", "csv", "pairs", "json"]
+    default: str
+
+
+_ALIASES = {("api", "default_project"): "SWOOSH_DEFAULT_PROJECT"}
+_KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
+    ("api", "tokens"): "csv",
+    ("mcp", "probe"): "csv",
+    ("mcp", "tools"): "pairs",
+    ("shhh", "rules"): "json",
+}
+_SECRET = {("api", "tokens"), ("kaching", "token")}
+
+
+def env_variables() -> list[EnvVar]:
+    """Every `SWOOSH_*` variable `Settings.load` reads, in declaration order (docs are checked against it)."""
+    out: list[EnvVar] = []
+    defaults = Settings()
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            section = getattr(defaults, name)
+            for sub in annotation.model_fields:
+                path = (name, sub)
+                env = _ALIASES.get(path, f"{ENV_PREFIX}{name.upper()}_{sub.upper()}")
+                out.append(EnvVar(name=env, path=path, kind=_KINDS.get(path, "scalar"), default=_show(section, sub)))
+        else:
+            out.append(
+                EnvVar(name=f"{ENV_PREFIX}{name.upper()}", path=(name,), kind="scalar", default=_show(defaults, name))
+            )
+    return out
+
+
+def _show(model: BaseModel, name: str) -> str:
+    value = getattr(model, name)
+    if value is None or value == () or value == {}:
+        return ""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse_env(var: EnvVar, raw: str) -> Any:
+    text = raw.strip()
+    if var.kind == "scalar":
+        return text
+    if var.kind == "json" or (text[:1] in "[{" and text):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{var.name}: not valid JSON ({err.msg} at position {err.pos})") from None
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if var.kind == "csv":
+        return items
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{var.name}: expected name=version pairs separated by commas, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+
+
+def _note_sources(data: dict[str, Any], prefix: tuple[str, ...], label: str, out: dict[tuple[str, ...], str]) -> None:
+    for key, value in data.items():
+        path = (*prefix, key)
+        out[path] = label + ".".join(path)
+        if isinstance(value, dict) and len(path) == 1:
+            _note_sources(value, path, label, out)
+
+
+def _explain(err: ValidationError, sources: dict[tuple[str, ...], str]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        where = ".".join(loc) or "settings"
+        origin = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), None)
+        if origin is None:  # a whole-section check: name every source that fed the section
+            origin = ", ".join(sorted(v for k, v in sources.items() if k[: len(loc)] == loc)) or "defaults"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        shown = ""
+        if (
+            loc[:2] not in _SECRET
+            and e["type"] not in ("missing", "extra_forbidden")
+            and isinstance(e.get("input"), str)
+        ):
+            shown = f" (got {e['input']!r})"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"{where} from {origin}: {msg}{shown}")
+    return "invalid settings: " + "; ".join(lines)
