@@ -7,40 +7,32 @@ stall a later test's timers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from api.factory import ProposalFactory, Signers
-from worker.testing import FakeFacts, lifecycle_worker, start_time_skipping
+from worker.testing import FakeFacts
 
 
-@pytest_asyncio.fixture
-async def tsenv() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_time_skipping()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
+# Short names for the `swoosh` pytest plugin's fixtures (worker/pytest_plugin.py), used across our tests.
+@pytest.fixture
+def tsenv(swoosh_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    return swoosh_env
 
 
 @pytest.fixture
-def facts() -> FakeFacts:
-    return FakeFacts()
+def facts(swoosh_facts: FakeFacts) -> FakeFacts:
+    return swoosh_facts
 
 
 @pytest.fixture
-def signers() -> Signers:
-    return Signers.generate()
+def signers(swoosh_signers: Signers) -> Signers:
+    return swoosh_signers
 
 
-@pytest_asyncio.fixture
-async def task_queue(tsenv: WorkflowEnvironment, facts: FakeFacts, tmp_path: Path) -> AsyncIterator[str]:
-    async with lifecycle_worker(tsenv.client, facts=facts, sink_dir=tmp_path / "decisions") as tq:
-        yield tq
+@pytest.fixture
+def task_queue(swoosh_task_queue: str) -> str:
+    return swoosh_task_queue
 
 
 @pytest.fixture
