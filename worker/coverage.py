@@ -63,7 +63,7 @@ def permissive_facts(now_ms: int, window_class: str | None, throttled: bool = Fa
     return Facts(
         now_ms=now_ms,
         license=LicenseFact(status=status, license_id="LIC", fetched_at_ms=now_ms, verified=True),
-        mcp=McpFact(reachable=True, tools={"git": "2.43.0"}, fetched_at_ms=now_ms),
+        mcp=McpFact(reachable=True, tools={"ucxl.resolve": "1.0.0", "git": "2.43.0"}, fetched_at_ms=now_ms),
         beat=beat,
     )
 

@@ -61,7 +61,7 @@ def valid_inputs(
         "Ingestion_BytesOk": {"bytes_hash": content_hash(["bytes", n]), "byte_count": 4096},
         "Ingestion_SchemaOk": {"schema_hash": content_hash(["schema", n])},
         "Council_ProfilesLoaded": {"roles": ["architect", "developer", "reviewer"]},
-        "Council_McpGreen": {"tool_pins": {"git": "2.43.0"}},
+        "Council_McpGreen": {"tool_pins": {"ucxl.resolve": "1.0.0"}},
         "Environment_CapacityOk": {"allocations": ["cpu:2", "mem:4Gi"]},
         "Environment_Installed": {"assets": ["image:swoosh-runner@1"]},
         "Environment_Green": {},

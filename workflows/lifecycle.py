@@ -111,6 +111,7 @@ class ProjectLifecycle:
         self.delivered_index = min((int(r["index"]) for r in self.undelivered), default=self.engine.index + 1) - 1
         self.snapshot_wanted = False
         self.draining = False
+        self.pump_state = "idle"
         self.published_index = -1
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
@@ -122,7 +123,7 @@ class ProjectLifecycle:
     @workflow.run
     async def run(self, inp: LifecycleInput) -> None:
         self._describe()
-        pump = asyncio.create_task(self._deliver_loop())
+        self.pump = asyncio.create_task(self._deliver_loop())  # kept referenced; never cancelled
         while True:
             armed = self._grace_deadline()
 
@@ -142,9 +143,11 @@ class ProjectLifecycle:
                 await self._process_signal(self.inbox.pop(0))
             if self._snapshot_due():
                 self.draining = True
-                # Continue-as-new only from here, after every handler finished (never from a handler).
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                pump.cancel()
+                # Continue-as-new only from here, after every handler finished (never from a handler),
+                # and not while the delivery pump is leaving a flush wait: continue-as-new must be the
+                # last command, so nothing may follow it. An in-flight delivery is simply abandoned;
+                # its records ride along in the snapshot and the sink is idempotent.
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self.pump_state != "flushing")
                 workflow.continue_as_new(self._next_input())
 
     def _snapshot_due(self) -> bool:
@@ -327,8 +330,10 @@ class ProjectLifecycle:
     async def _deliver_loop(self) -> None:
         s = self.settings
         while True:
+            self.pump_state = "idle"
             await workflow.wait_condition(lambda: bool(self.undelivered) and not self.draining)
             if len(self.undelivered) < s.dr_batch and s.dr_flush_ms > 0:
+                self.pump_state = "flushing"
                 try:
                     await workflow.wait_condition(
                         lambda: len(self.undelivered) >= s.dr_batch or self.draining,
@@ -337,10 +342,12 @@ class ProjectLifecycle:
                     )
                 except TimeoutError:
                     pass
+                self.pump_state = "idle"
             if self.draining:
                 continue
             self._publish_search_attributes()
             batch = self.undelivered[: s.dr_batch]
+            self.pump_state = "delivering"
             try:
                 result = await workflow.execute_activity(
                     ACTIVITY_DELIVER,
@@ -351,6 +358,9 @@ class ProjectLifecycle:
                     summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
                 )
             except ActivityError:
+                if self.draining:
+                    continue  # no new command may follow continue-as-new
+                self.pump_state = "backoff"
                 await workflow.sleep(timedelta(seconds=30), summary="decision-record sink unavailable; retry")
                 continue
             delivered = {r["index"] for r in batch}

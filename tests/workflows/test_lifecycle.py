@@ -267,3 +267,37 @@ async def test_lifecycle_workflow_id_is_readable(
     await _driver(tsenv, task_queue, signers, factory, facts)
     desc = await tsenv.client.get_workflow_handle(workflow_id(factory.project_id)).describe()
     assert desc.id == f"swoosh-project-{factory.project_id}"
+
+
+class _SlowSink:
+    """A sink that takes a while, so snapshots happen while a delivery is in flight."""
+
+    def __init__(self, inner: object, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+
+    async def deliver(self, project_id: str, records: list[dict]) -> object:  # type: ignore[type-arg]
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.deliver(project_id, records)  # type: ignore[attr-defined]
+
+
+async def test_lifecycle_snapshot_while_delivery_in_flight_keeps_going(
+    tsenv: WorkflowEnvironment, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
+) -> None:
+    """Regression: continue-as-new must be the last command even with a delivery activity running."""
+    from activities.decisions import JsonlSink
+    from worker.testing import lifecycle_worker
+
+    sink = JsonlSink(tmp_path / "slow")
+    async with lifecycle_worker(tsenv.client, facts=facts, sink=_SlowSink(sink, 0.3)) as tq:
+        settings = LifecycleSettings(snapshot_every=2, dr_flush_ms=0, dr_batch=1)
+        d = await _driver(tsenv, tq, signers, factory, facts, settings=settings)
+        await d.lifecycle()
+        await d.loop(1)
+        health = await read_health(tsenv.client, factory.project_id)
+        assert health.runs >= 5 and health.index == 17
+
+        async def all_delivered() -> bool:
+            return len(sink.read(factory.project_id, 0, 100)) == 17
+
+        await _wait_for(all_delivered, timeout_s=30)
+        assert verify_chain(sink.read(factory.project_id, 0, 100)) is None

@@ -1,0 +1,102 @@
+"""HTTP shapes of the API that are not workflow messages: problems, rejections, project and page answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.answers import GuardResult, Rejected
+from workflows.errors import RejectionCode
+
+
+class RejectionBody(Rejected):
+    """400: a contract rejection. `head_hash` is null only when no project could be addressed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head_hash: str | None  # type: ignore[assignment]
+
+    @classmethod
+    def of_answer(cls, rejected: Rejected) -> RejectionBody:
+        return cls.model_validate(rejected.model_dump())
+
+    @classmethod
+    def schema_error(cls, reason: str, head_hash: str | None) -> RejectionBody:
+        return cls(error="schema", reason=reason, head_hash=head_hash)
+
+
+class Problem(BaseModel):
+    """401 / 404 / 413 / 429 / 503 (and 500): a stable error word and a reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error: str = Field(examples=["unauthorized", "not_found", "payload_too_large", "overloaded", "unavailable"])
+    reason: str
+
+
+class HealthDown(BaseModel):
+    """503 from a health endpoint: Temporal cannot be reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: str = "down"
+    consensus: dict[str, Any] | None = None
+    lastSnapshotHLC: str | None = None
+    walLag: int | None = None
+    error: str = "unavailable"
+    reason: str
+
+
+class ProjectCreated(BaseModel):
+    """PUT /v1/projects/{project_id}: 201 when created now, 200 when it already ran."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: str
+    workflow_id: str
+    created: bool
+
+
+class DecisionsAnswer(BaseModel):
+    """GET /v1/projects/{project_id}/decisions: records with index > after_index, oldest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: str
+    records: list[dict[str, Any]]
+    head_index: int
+    first_retained_index: int | None = Field(
+        description="oldest record the workflow still holds; older ones come from the sink"
+    )
+    next_after_index: int = Field(description="pass as after_index to read the next page")
+
+
+class ProposalEnvelope(BaseModel):
+    """The proposal body of CONTRACT.md (documentation only: the API reads the body as sent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    current_state_hash: str = Field(pattern=r"^sha256-[0-9a-f]{64}$")
+    transition: str = Field(examples=["Boot_ConfigOk"])
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs_hash: str = Field(pattern=r"^sha256-[0-9a-f]{64}$")
+    signer: str = Field(pattern=r"^hmmm:pubkey:[A-Za-z0-9_-]{43}$")
+    idem_key: str | None = Field(default=None, description="or header Idempotency-Key")
+    hlc: str | None = Field(default=None, description="YYYY-MM-DDTHH:MM:SS.mmm+00:00#N, or header X-HLC")
+    window_id: str | None = Field(default=None, description="or header X-Window-Id")
+    evidence: list[str] = Field(default_factory=list)
+    signature: str = Field(description="Ed25519 over the canonical JSON of the body as sent, without signature")
+
+
+__all__ = [
+    "DecisionsAnswer",
+    "GuardResult",
+    "HealthDown",
+    "Problem",
+    "ProjectCreated",
+    "ProposalEnvelope",
+    "RejectionBody",
+    "RejectionCode",
+]

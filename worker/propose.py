@@ -1,0 +1,73 @@
+"""`swoosh propose TRANSITION`: sign a proposal with a key file and send it to the API.
+
+Prints the answer JSON (the 202 answer, or the 400 rejection) and exits 0 when accepted, 1 when
+rejected, 2 for anything else (401, 404, 413, still 429/503 after retries, no connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.client import SwooshClient
+from api.errors import Rejected, SwooshApiError
+
+DEFAULT_API = "http://127.0.0.1:8080"
+TOKEN_ENV = "SWOOSH_API_TOKEN"
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", default=os.environ.get("SWOOSH_API_URL", DEFAULT_API), help="API base URL")
+    parser.add_argument("--project", default=os.environ.get("SWOOSH_DEFAULT_PROJECT", "default"), help="project id")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"bearer token (default ${TOKEN_ENV})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("transition", help="e.g. Boot_ConfigOk")
+    parser.add_argument("--inputs", default="{}", help="inputs as a JSON object (default {})")
+    parser.add_argument("--key", required=True, type=Path, help="private key file written by `swoosh keygen`")
+    parser.add_argument("--window-id", default=None)
+    parser.add_argument("--evidence", action="append", default=None, help="evidence reference (repeatable)")
+    parser.add_argument("--idem-key", default=None, help="default: a fresh goal:beat:opclass:uuid")
+    parser.add_argument("--retry-stale", action="store_true", help="on stale_state_hash re-read the head and resend")
+    add_common(parser)
+
+
+def _inputs(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        print(f"swoosh propose: --inputs is not JSON: {err}", file=sys.stderr)
+        return None
+    if not isinstance(value, dict):
+        print("swoosh propose: --inputs must be a JSON object", file=sys.stderr)
+        return None
+    return value
+
+
+def main(args: argparse.Namespace) -> int:
+    inputs = _inputs(args.inputs)
+    if inputs is None:
+        return 2
+    try:
+        with SwooshClient(args.api, args.project, key=args.key, token=args.token) as client:
+            answer = client.propose(
+                args.transition,
+                inputs,
+                window_id=args.window_id,
+                evidence=args.evidence,
+                idem_key=args.idem_key,
+                retry_stale=args.retry_stale,
+            )
+    except Rejected as err:
+        print(json.dumps(err.body, indent=2))
+        return 1
+    except SwooshApiError as err:
+        print(f"swoosh propose: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer.model_dump(mode="json"), indent=2))
+    return 0
