@@ -1,8 +1,10 @@
 """The brief's metrics as the API observes them, on a registry of the app's own.
 
-Counted once per answer the API returns: the API is never replayed, so this is replay-safe by
-construction. Transitions that reach a workflow by Signal, and system transitions (timers, policy
-quarantine), are counted by the worker through `workflow.metric_meter()` under the same names.
+The canonical `swoosh_transition_total`, `swoosh_guard_fail_total` and `swoosh_quarantine_total`
+are counted by the worker through `workflow.metric_meter()` (replay-safe, and they also see Signal
+and system transitions). The API counts the answers it returns under `swoosh_api_*` names, so a
+Prometheus scraping both never counts a transition twice. Latency, retries, recovery time and WAL
+lag are observed here under the brief's names.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from workflows.statechart import Statechart, default_statechart
 __all__ = ["METRIC_NAMES", "PROMETHEUS_CONTENT_TYPE", "ApiMetrics"]
 
 METRIC_NAMES = (
-    "swoosh_transition_total",
-    "swoosh_guard_fail_total",
+    "swoosh_api_transition_total",
+    "swoosh_api_guard_fail_total",
     "swoosh_state_advance_latency_seconds",
     "swoosh_retry_count",
-    "swoosh_quarantine_total",
+    "swoosh_api_quarantine_total",
     "swoosh_recovery_time_seconds",
     "swoosh_wal_lag_records",
 )
@@ -42,8 +44,8 @@ class ApiMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.transitions = Counter("swoosh_transition_total", "Accepted transitions", ["transition"], registry=r)
-        self.guard_fails = Counter("swoosh_guard_fail_total", "Rejections by a failing guard", ["guard"], registry=r)
+        self.transitions = Counter("swoosh_api_transition_total", "Accepted transitions answered by the API", ["transition"], registry=r)
+        self.guard_fails = Counter("swoosh_api_guard_fail_total", "Guard rejections answered by the API", ["guard"], registry=r)
         self.latency = Histogram(
             "swoosh_state_advance_latency_seconds",
             "Request to accepted answer, by the region (epoch) the transition advances",
@@ -59,7 +61,7 @@ class ApiMetrics:
             ["transition"],
             registry=r,
         )
-        self.quarantines = Counter("swoosh_quarantine_total", "Transitions into QUARANTINED", registry=r)
+        self.quarantines = Counter("swoosh_api_quarantine_total", "Transitions into QUARANTINED answered by the API", registry=r)
         self.recovery = Histogram(
             "swoosh_recovery_time_seconds",
             "Time from entering RECOVERY or QUARANTINED to leaving it, as observed from answers",

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -21,7 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import Client
 
 from activities.kaching import create_dev_license
 from api.factory import DEFAULT_ROLES
@@ -30,7 +33,6 @@ from worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, run
 from worker.settings import Settings
 from worker.testing import binary, register_search_attributes, search_attribute_flags
 from workflows.crypto import private_key_to_text, signer_id
-from workflows.engine import EngineConfig
 from workflows.keyring import Keyring, load_keyring
 from workflows.messages import LifecycleSettings
 
@@ -80,8 +82,9 @@ def _port_open(host: str, port: int) -> bool:
 
 def start_dev_server(settings: Settings, ui_port: int) -> subprocess.Popen[bytes]:
     host, _, port = settings.temporal.address.rpartition(":")
-    if _port_open(host, int(port)):
-        raise SystemExit(f"swoosh dev: {settings.temporal.address} is already in use; is another `make run` running?")
+    for h, p in ((host, int(port)), (host, ui_port), (settings.api.host, settings.api.port)):
+        if _port_open(h, p):
+            raise SystemExit(f"swoosh dev: {h}:{p} is already in use; is another `make run` running?")
     data_dir = Path(settings.data_dir)
     log = (data_dir / "temporal.log").open("ab")
     cmd = [
@@ -136,13 +139,8 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
         await register_search_attributes(client)
         async with running_worker(settings, client, no_sticky=no_sticky):
             project = settings.api.default_project
-            engine = EngineConfig(
-                max_offset_ms=settings.engine.max_offset_ms,
-                idem_window=settings.engine.idem_window,
-                grace_ms=settings.engine.grace_ms,
-            )
             await ensure_project(
-                client, project, keyring, settings.temporal.task_queue, engine,
+                client, project, keyring, settings.temporal.task_queue, settings.engine.config(),
                 LifecycleSettings(snapshot_every=settings.engine.snapshot_every),
             )  # fmt: skip
             state = await read_state(client, project)
@@ -151,8 +149,7 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
             try:
                 await stop.wait()
             finally:
-                if api is not None:
-                    await api.stop()
+                await api.stop()
     finally:
         print("swoosh dev: stopping", flush=True)
         proc.send_signal(signal.SIGTERM)
@@ -165,26 +162,28 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
 
 
 class _Api:
-    def __init__(self, server: object, task: asyncio.Task[None]) -> None:
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         self.server, self.task = server, task
 
     async def stop(self) -> None:
-        self.server.should_exit = True  # type: ignore[attr-defined]
+        self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
 
-async def start_api(settings: Settings, client: object, keyring: Keyring) -> _Api | None:
+async def start_api(settings: Settings, client: Client, keyring: Keyring) -> _Api:
     """Serve the HTTP API in this process (uvicorn), sharing the Temporal client."""
-    from worker.api_server import build_server  # type: ignore[attr-defined]
+    from worker.api_server import build_server
 
     server = build_server(settings, client, keyring)
     task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if getattr(server, "started", False):
+    for _ in range(200):
+        if server.started:
+            return _Api(server, task)
+        if task.done():
             break
         await asyncio.sleep(0.05)
-    return _Api(server, task)
+    raise SystemExit(f"swoosh dev: the API could not start on {settings.api.host}:{settings.api.port}")
 
 
 def _banner(
@@ -207,6 +206,9 @@ def _banner(
 
 
 def main(args: argparse.Namespace) -> int:
+    from api import jsonlog
+
+    jsonlog.configure(logging.INFO)
     settings = Settings.load(config_file=args.config)
     try:
         asyncio.run(run_dev(settings, args.ui_port, args.metrics_bind, args.no_sticky))

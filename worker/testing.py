@@ -20,6 +20,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -45,9 +46,11 @@ def binary(name: str) -> str:
     return path
 
 
-async def start_time_skipping() -> WorkflowEnvironment:
+async def start_time_skipping(runtime: Runtime | None = None) -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
     await register_search_attributes(env.client)
     return env

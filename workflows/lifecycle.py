@@ -117,7 +117,6 @@ class ProjectLifecycle:
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
         self.m_quarantine = meter.create_counter("swoosh_quarantine_total", "projects quarantined")
-        self.m_wal_lag = meter.create_gauge("swoosh_wal_lag_records", "accepted transitions since the last snapshot")
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -311,7 +310,6 @@ class ProjectLifecycle:
         self.undelivered.append(record)
         self.retained.append(record)
         self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
-        self.m_wal_lag.set(self.engine.index - self.snapshot_index)
         if snapshot_point:
             self.snapshot_wanted = True
         self._describe()

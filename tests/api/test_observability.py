@@ -120,11 +120,11 @@ def test_metrics_have_the_brief_names_and_count_once_per_accepted_answer(
         assert name.removesuffix("_total") in families, name
         assert f"# TYPE {name}" in exposed.text or f"# TYPE {name.removesuffix('_total')} counter" in exposed.text
     s = _samples(exposed.text)
-    assert s[("swoosh_transition_total", (("transition", "Boot_ConfigOk"),))] == 1
-    assert s[("swoosh_transition_total", (("transition", "Control_Pause"),))] == 1
-    assert s[("swoosh_guard_fail_total", (("guard", "license"),))] == 1
+    assert s[("swoosh_api_transition_total", (("transition", "Boot_ConfigOk"),))] == 1
+    assert s[("swoosh_api_transition_total", (("transition", "Control_Pause"),))] == 1
+    assert s[("swoosh_api_guard_fail_total", (("guard", "license"),))] == 1
     assert s[("swoosh_retry_count", (("transition", "Control_Pause"),))] == 1
-    assert s[("swoosh_quarantine_total", ())] == 1
+    assert s[("swoosh_api_quarantine_total", ())] == 1
     assert s[("swoosh_recovery_time_seconds_count", (("state", "QUARANTINED"),))] == 1
     assert s[("swoosh_state_advance_latency_seconds_count", (("region", "boot"),))] == 1
     assert s[("swoosh_state_advance_latency_seconds_count", (("region", "control"),))] == 2
