@@ -35,7 +35,7 @@ class JsonlSink:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path(self, project_id: str) -> Path:
-        if not PROJECT_ID_RE.match(project_id):
+        if not PROJECT_ID_RE.fullmatch(project_id):
             raise ValueError(f"bad project id {project_id!r}")
         return self.root / f"{project_id}.jsonl"
 
@@ -89,7 +89,9 @@ class JsonlSink:
                 continue
             if index != last_index + 1 or rec["prev_dr_hash"] != last_hash:
                 raise ApplicationError(
-                    f"record {index} does not follow the sink's head {last_index}", type="DecisionChainGap", non_retryable=True
+                    f"record {index} does not follow the sink's head {last_index}",
+                    type="DecisionChainGap",
+                    non_retryable=True,
                 )
             fresh.append(rec)
             last_index, last_hash = index, str(rec["dr_hash"])
@@ -117,7 +119,9 @@ class HttpSink:
         if resp.status_code >= 500:
             raise ApplicationError(f"BUBBLE sink answered {resp.status_code}", type="SinkUnavailable")
         if resp.status_code >= 400:
-            raise ApplicationError(f"BUBBLE sink refused the batch: {resp.status_code}", type="SinkRefused", non_retryable=True)
+            raise ApplicationError(
+                f"BUBBLE sink refused the batch: {resp.status_code}", type="SinkRefused", non_retryable=True
+            )
         return DeliveryResult(delivered=len(records), skipped=0, last_index=max(int(r["index"]) for r in records))
 
     async def aclose(self) -> None:

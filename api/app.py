@@ -99,7 +99,7 @@ def create_app(
         tokens: accepted bearer tokens; empty = no authentication. Several at once allow rotation.
         data_dir: the decision records' JSONL sink lives in `<data_dir>/decisions` (read for old records).
     """
-    if not PROJECT_ID_RE.match(default_project):
+    if not PROJECT_ID_RE.fullmatch(default_project):
         raise ValueError(f"default project id {default_project!r} is not 1-64 of [A-Za-z0-9_.-]")
     secrets = tuple(t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in tokens)
     if any(not t for t in secrets):
@@ -205,7 +205,7 @@ def create_app(
 
     async def transition(request: Request, path_project: str | None) -> JSONResponse:
         started = time.monotonic()
-        if path_project is not None and not PROJECT_ID_RE.match(path_project):
+        if path_project is not None and not PROJECT_ID_RE.fullmatch(path_project):
             rejection = RejectionBody.schema_error("project_id must be 1-64 of [A-Za-z0-9_.-]", None)
             return JSONResponse(rejection.model_dump(mode="json"), status_code=400)
         raw = await read_body(request)
@@ -213,7 +213,7 @@ def create_app(
         return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
 
     def check_project(project_id: str) -> RejectionBody | None:
-        if PROJECT_ID_RE.match(project_id):
+        if PROJECT_ID_RE.fullmatch(project_id):
             return None
         return RejectionBody.schema_error("project_id must be 1-64 of [A-Za-z0-9_.-]", None)
 

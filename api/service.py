@@ -158,7 +158,7 @@ class Gateway:
         return head.hash
 
     async def schema_rejection(self, project_id: str | None, reason: str) -> RejectionBody:
-        head = await self.head_hash(project_id) if project_id and PROJECT_ID_RE.match(project_id) else None
+        head = await self.head_hash(project_id) if project_id and PROJECT_ID_RE.fullmatch(project_id) else None
         return RejectionBody.schema_error(reason, head)
 
     # ------------------------------------------------------------------ projects
@@ -202,7 +202,7 @@ class Gateway:
             from_body = body.get("project_id") if body is not None else None
             project_id = from_body if isinstance(from_body, str) else header_project or self.default_project
             addressed = header_project or project_id
-        if not PROJECT_ID_RE.match(project_id):
+        if not PROJECT_ID_RE.fullmatch(project_id):
             return self._reject(
                 None, body, header_fields, RejectionBody.schema_error("project_id must be 1-64 of [A-Za-z0-9_.-]", None)
             )

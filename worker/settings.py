@@ -25,7 +25,7 @@ from workflows.errors import ConfigError
 
 ENV_PREFIX = "SWOOSH_"
 CONFIG_ENV = "SWOOSH_CONFIG"
-PROJECT_ID_RE = r"^[A-Za-z0-9_.-]{1,64}$"
+PROJECT_ID_RE = r"^[A-Za-z0-9_.-]{1,64}$"  # pydantic (Rust regex): $ is end of text
 BUILTIN_RULE_IDS = ("pem-private-key", "bearer-token", "api-key")
 
 ProviderMode = Literal["embedded", "http"]

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from workflows.canonical import canonical_json
 
 SIGNER_PREFIX = "hmmm:pubkey:"
-SIGNER_RE = re.compile(r"^hmmm:pubkey:[A-Za-z0-9_-]{43}$")
-SIGNATURE_RE = re.compile(r"^[A-Za-z0-9_-]{86}$")
+SIGNER_RE = re.compile(r"hmmm:pubkey:[A-Za-z0-9_-]{43}")  # always used with fullmatch
+SIGNATURE_RE = re.compile(r"[A-Za-z0-9_-]{86}")
 
 
 def b64url(data: bytes) -> str:
@@ -25,7 +25,7 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without padding; raise ValueError on anything else."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text, flags=re.ASCII):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -39,7 +39,7 @@ def signer_id(public_key: Ed25519PublicKey) -> str:
 @functools.lru_cache(maxsize=4096)
 def public_key_of(signer: str) -> Ed25519PublicKey | None:
     """The public key named by a signer id, or None if the id is malformed."""
-    if not SIGNER_RE.match(signer):
+    if not SIGNER_RE.fullmatch(signer):
         return None
     try:
         return Ed25519PublicKey.from_public_bytes(b64url_decode(signer[len(SIGNER_PREFIX) :]))
@@ -55,7 +55,7 @@ def sign_bytes(private_key: Ed25519PrivateKey, message: bytes) -> str:
 def verify_bytes(signer: str, message: bytes, signature: str) -> bool:
     """True when `signature` is the signer's valid Ed25519 signature of `message`."""
     key = public_key_of(signer)
-    if key is None or not isinstance(signature, str) or not SIGNATURE_RE.match(signature):
+    if key is None or not isinstance(signature, str) or not SIGNATURE_RE.fullmatch(signature):
         return False
     try:
         key.verify(b64url_decode(signature), message)

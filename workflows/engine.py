@@ -25,7 +25,14 @@ from workflows.decision import seal, ucxl_backlink
 from workflows.errors import ProposalError
 from workflows.hlc import HLC, order_key, too_far_ahead
 from workflows.inputs import validate_inputs
-from workflows.proposal import Proposal, ProposalRequest, inputs_hash_matches, parse_proposal, verify_signature
+from workflows.proposal import (
+    SYSTEM_IDEM_PREFIX,
+    Proposal,
+    ProposalRequest,
+    inputs_hash_matches,
+    parse_proposal,
+    verify_signature,
+)
 from workflows.reducer import Step, check_source, reduce
 from workflows.statechart import SYSTEM_SIGNER, Statechart, Transition
 
@@ -220,7 +227,7 @@ class Engine:
         validate_inputs(t.spec, inputs)
         last = HLC.parse(self.document["hlc_last"]) if self.document["hlc_last"] else HLC(0, 0)
         hlc = HLC(now_ms, 0) if now_ms > last.wall_ms else HLC(last.wall_ms, last.counter + 1)
-        idem_key = f"system:{name}:{self.index + 1}"
+        idem_key = f"{SYSTEM_IDEM_PREFIX}{name}:{self.index + 1}"  # callers cannot use this prefix
         step = Step(SYSTEM_SIGNER, idem_key, hlc.format(), None, inputs, self.config.grace_ms, self._initials)
         return self._commit(t, step, content_hash(inputs), [], [], "system")
 

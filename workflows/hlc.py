@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-_HLC_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})\+00:00#(0|[1-9]\d{0,17})$")
+_HLC_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})\+00:00#(0|[1-9][0-9]{0,17})"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -34,7 +36,7 @@ class HLC:
         """Parse the contract's text form; raise HLCFormatError with the reason otherwise."""
         if not isinstance(text, str):
             raise HLCFormatError("hlc must be a string")
-        m = _HLC_RE.match(text)
+        m = _HLC_RE.fullmatch(text)
         if m is None:
             raise HLCFormatError(f"hlc {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.mmm+00:00#N")
         year, month, day, hour, minute, second, millis, counter = (int(g) for g in m.groups())

@@ -24,7 +24,7 @@ def _signed_item(v: Any, who: str) -> str | None:
     expected = {who, "members_hash", "window_id", "signature"}
     if set(v) != expected:
         return f"must have exactly the fields {', '.join(sorted(expected))}"
-    if not isinstance(v[who], str) or not SIGNER_RE.match(v[who]):
+    if not isinstance(v[who], str) or not SIGNER_RE.fullmatch(v[who]):
         return f"{who} must be a signer id"
     if not is_hash(v["members_hash"]):
         return "members_hash must be a sha256- hash"
@@ -47,7 +47,7 @@ def _check(field: InputField, v: Any) -> str | None:
         low = field.minimum if field.minimum is not None else 0
         return None if v >= low else f"must be at least {low}"
     if t == "signer":
-        return None if isinstance(v, str) and SIGNER_RE.match(v) else "must be a signer id hmmm:pubkey:…"
+        return None if isinstance(v, str) and SIGNER_RE.fullmatch(v) else "must be a signer id hmmm:pubkey:…"
     if t == "pins":
         if not isinstance(v, dict) or not v or len(v) > MAX_ITEMS:
             return f"must be an object of 1-{MAX_ITEMS} tool: version pairs"
@@ -66,7 +66,7 @@ def _check(field: InputField, v: Any) -> str | None:
     for i, item in enumerate(v):
         if t == "text_list" and not _text(item):
             return f"item {i} must be a non-empty string"
-        if t == "signer_list" and not (isinstance(item, str) and SIGNER_RE.match(item)):
+        if t == "signer_list" and not (isinstance(item, str) and SIGNER_RE.fullmatch(item)):
             return f"item {i} must be a signer id"
         if t == "vote_list" and (err := _signed_item(item, "voter")):
             return f"vote {i} {err}"

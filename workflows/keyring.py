@@ -25,7 +25,7 @@ class Identity(BaseModel):
     @field_validator("id")
     @classmethod
     def _valid_signer(cls, value: str) -> str:
-        if not SIGNER_RE.match(value) or public_key_of(value) is None:
+        if not SIGNER_RE.fullmatch(value) or public_key_of(value) is None:
             raise ValueError("signer id must be hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>")
         return value
 

@@ -146,7 +146,9 @@ class ProjectLifecycle:
                 # and not while the delivery pump is leaving a flush wait: continue-as-new must be the
                 # last command, so nothing may follow it. An in-flight delivery is simply abandoned;
                 # its records ride along in the snapshot and the sink is idempotent.
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self.pump_state != "flushing")
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and self.pump_state != "flushing"
+                )
                 workflow.continue_as_new(self._next_input())
 
     def _snapshot_due(self) -> bool:

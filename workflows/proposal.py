@@ -18,9 +18,9 @@ from workflows.crypto import SIGNER_RE, sign_bytes, signer_id, verify_bytes
 from workflows.errors import ProposalError
 from workflows.hlc import HLC, HLCFormatError
 
-PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-IDEM_KEY_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
-WINDOW_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always used with fullmatch
+IDEM_KEY_RE = re.compile(r"[\x21-\x7e]{1,256}")
+WINDOW_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 HEADER_FIELDS = {"Idempotency-Key": "idem_key", "X-HLC": "hlc", "X-Window-Id": "window_id"}
 ENVELOPE_FIELDS = (
     "project_id",
@@ -36,6 +36,7 @@ ENVELOPE_FIELDS = (
     "signature",
 )
 MAX_EVIDENCE = 64
+SYSTEM_IDEM_PREFIX = "system:"
 
 
 class Proposal(BaseModel):
@@ -58,7 +59,7 @@ class Proposal(BaseModel):
     @field_validator("project_id")
     @classmethod
     def _project(cls, v: str | None) -> str | None:
-        if v is not None and not PROJECT_ID_RE.match(v):
+        if v is not None and not PROJECT_ID_RE.fullmatch(v):
             raise ValueError("project_id must be 1-64 of [A-Za-z0-9_.-]")
         return v
 
@@ -72,21 +73,25 @@ class Proposal(BaseModel):
     @field_validator("signer")
     @classmethod
     def _signer(cls, v: str) -> str:
-        if not SIGNER_RE.match(v):
+        if not SIGNER_RE.fullmatch(v):
             raise ValueError("signer must be hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>")
         return v
 
     @field_validator("idem_key")
     @classmethod
     def _idem(cls, v: str) -> str:
-        if not IDEM_KEY_RE.match(v):
+        if not IDEM_KEY_RE.fullmatch(v):
             raise ValueError("idem_key must be 1-256 printable ASCII characters without spaces")
+        if v.startswith(SYSTEM_IDEM_PREFIX):
+            raise ValueError(
+                f"idem_key must not start with {SYSTEM_IDEM_PREFIX!r} (reserved for SWOOSH's own transitions)"
+            )
         return v
 
     @field_validator("window_id")
     @classmethod
     def _window(cls, v: str | None) -> str | None:
-        if v is not None and not WINDOW_ID_RE.match(v):
+        if v is not None and not WINDOW_ID_RE.fullmatch(v):
             raise ValueError("window_id must be 1-128 printable ASCII characters without spaces")
         return v
 

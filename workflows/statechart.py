@@ -223,6 +223,8 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
         for s in states:
             if s not in top_states:
                 problems.append(f"active_in[{machine}] names unknown top state {s!r}")
+            elif machines["top"].states[s].final:  # type: ignore[union-attr]
+                problems.append(f"active_in[{machine}] names final state {s}: it must have no way out")
     for s in doc.live_states:
         if s not in top_states:
             problems.append(f"live_states names unknown top state {s!r}")

@@ -19,13 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 from api.factory import ProposalFactory, Signers
 from api.projects import ensure_project, read_decisions, read_state
 from guards.facts import PolicyFact, PolicyRuleSpec
+from worker.coverage import TIMER, plan_paths
+from worker.driver import LifecycleDriver
+from worker.testing import FakeFacts
 from workflows.answers import Accepted, Rejected
 from workflows.canonical import content_hash
 from workflows.engine import EngineConfig
 from workflows.statechart import default_statechart
-from worker.coverage import TIMER, plan_paths
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts
 
 SIGNERS = Signers.generate()
 PLAN = plan_paths(ProposalFactory(SIGNERS, "edge-plan"))
