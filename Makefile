@@ -25,6 +25,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.reducer_bench
+	$(BIN)/python -m tests.bench.e2e_bench
+
+determinism: $(STAMP)
+	$(BIN)/swoosh determinism --transitions 10000 --replicas 3 --seed 1
+
+chaos: $(STAMP)
+	$(BIN)/swoosh chaos --seed 1 --profile quick
 
 clean:
 	rm -rf $(VENV) .swoosh

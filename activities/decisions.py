@@ -8,10 +8,11 @@ loudly (that would be a forked chain, never something to paper over).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import httpx
 from temporalio import activity
@@ -31,7 +32,6 @@ class JsonlSink:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._heads: dict[str, tuple[int, str | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path(self, project_id: str) -> Path:
@@ -39,18 +39,24 @@ class JsonlSink:
             raise ValueError(f"bad project id {project_id!r}")
         return self.root / f"{project_id}.jsonl"
 
-    def _head(self, project_id: str) -> tuple[int, str | None]:
-        if project_id not in self._heads:
-            last_index, last_hash = 0, None
-            path = self.path(project_id)
-            if path.exists():
-                with path.open("rb") as fh:
-                    for line in fh:
-                        if line.strip():
-                            rec = json.loads(line)
-                            last_index, last_hash = int(rec["index"]), str(rec["dr_hash"])
-            self._heads[project_id] = (last_index, last_hash)
-        return self._heads[project_id]
+    @staticmethod
+    def _tail(fh: BinaryIO) -> tuple[int, str | None]:
+        """The index and dr_hash of the file's last record (reads backwards from the end)."""
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        block = 65536
+        data = b""
+        pos = size
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+            lines = [ln for ln in data.split(b"\n") if ln.strip()]
+            if len(lines) >= 2 or (lines and pos == 0):
+                rec = json.loads(lines[-1])
+                return int(rec["index"]), str(rec["dr_hash"])
+        return 0, None
 
     def read(self, project_id: str, after_index: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         path = self.path(project_id)
@@ -75,32 +81,40 @@ class JsonlSink:
 
     def _deliver_sync(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
         self.root.mkdir(parents=True, exist_ok=True)
-        last_index, last_hash = self._head(project_id)
-        fresh = []
-        skipped = 0
-        for rec in sorted(records, key=lambda r: int(r["index"])):
-            index = int(rec["index"])
-            if index <= last_index:
-                if index == last_index and rec["dr_hash"] != last_hash:
-                    raise ApplicationError(
-                        f"sink holds a different record at index {index}", type="DecisionChainFork", non_retryable=True
-                    )
-                skipped += 1
-                continue
-            if index != last_index + 1 or rec["prev_dr_hash"] != last_hash:
-                raise ApplicationError(
-                    f"record {index} does not follow the sink's head {last_index}",
-                    type="DecisionChainGap",
-                    non_retryable=True,
-                )
-            fresh.append(rec)
-            last_index, last_hash = index, str(rec["dr_hash"])
-        if fresh:
-            with self.path(project_id).open("ab") as fh:
-                fh.write(b"".join(canonical_json(r) + b"\n" for r in fresh))
-                fh.flush()
-                os.fsync(fh.fileno())
-        self._heads[project_id] = (last_index, last_hash)
+        # Several worker processes may deliver for one project (after a crash, a retry may land on
+        # another worker): the file's own tail, read under an exclusive lock, is the only truth.
+        with self.path(project_id).open("a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                last_index, last_hash = self._tail(fh)
+                fresh = []
+                skipped = 0
+                for rec in sorted(records, key=lambda r: int(r["index"])):
+                    index = int(rec["index"])
+                    if index <= last_index:
+                        if index == last_index and rec["dr_hash"] != last_hash:
+                            raise ApplicationError(
+                                f"sink holds a different record at index {index}",
+                                type="DecisionChainFork",
+                                non_retryable=True,
+                            )
+                        skipped += 1
+                        continue
+                    if index != last_index + 1 or rec["prev_dr_hash"] != last_hash:
+                        raise ApplicationError(
+                            f"record {index} does not follow the sink's head {last_index}",
+                            type="DecisionChainGap",
+                            non_retryable=True,
+                        )
+                    fresh.append(rec)
+                    last_index, last_hash = index, str(rec["dr_hash"])
+                if fresh:
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(b"".join(canonical_json(r) + b"\n" for r in fresh))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return DeliveryResult(delivered=len(fresh), skipped=skipped, last_index=last_index)
 
 

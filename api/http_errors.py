@@ -85,6 +85,10 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
             return Unavailable(f"Temporal cannot be reached: {err.message}")
         if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message.lower():
             return NotFound(f"{what} is closed")
+        if err.status == RPCStatusCode.FAILED_PRECONDITION or "workflow task" in err.message.lower():
+            # The project's workflow cannot take work right now (a workflow task is failing or not
+            # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
+            return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
         return Internal(f"Temporal answered {err.status.name}: {err.message}")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return Unavailable("the transition was not answered in time; resend it with the same idem_key")

@@ -87,6 +87,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("worker.state", "read a project's state"),
     "replay": ("worker.replay", "replay project histories and fold them through the pure reducer"),
     "audit": ("worker.audit", "verify a project's decision-record chain against its history"),
+    "chaos": ("chaos.cli", "run a seeded chaos scenario and check every invariant"),
+    "determinism": ("worker.determinism", "10k-transition run through the API, then replicas and fold compared"),
 }
 
 

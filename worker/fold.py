@@ -83,7 +83,7 @@ def fold(runs: list[RunFacts], reported_head: str | None = None) -> FoldResult:
         if rec is None:
             result.problems.append(f"index {index}: no decision record for it anywhere in the history")
             break
-        problem = _apply(engine, rec, proposals)
+        problem = apply_record(engine, rec, proposals)
         if problem:
             result.problems.append(f"index {index} ({rec['transition']}): {problem}")
             break
@@ -108,7 +108,8 @@ def fold(runs: list[RunFacts], reported_head: str | None = None) -> FoldResult:
     return result
 
 
-def _apply(engine: Engine, rec: dict[str, Any], proposals: dict[str, list[Any]]) -> str | None:
+def apply_record(engine: Engine, rec: dict[str, Any], proposals: dict[str, list[Any]]) -> str | None:
+    """Re-apply one decision record's transition to `engine`; a problem description, or None."""
     now_ms = HLC.parse(rec["hlc"]).wall_ms
     outcomes = [GuardOutcome(guard=g["guard"], ok=g["ok"], reasons=tuple(g["reasons"])) for g in rec["guards"]]
     try:

@@ -1,0 +1,106 @@
+"""Gather a project's evidence for the invariant checker: live histories, the walk, the sink, audit, replay.
+
+The live history of a project is the chain of its runs minus the runs a Temporal reset terminated
+(the reset's new run carries the same start snapshot and everything up to the reset point).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+from api.projects import read_head
+from chaos.callers import ReceivedAnswer
+from chaos.faults import ResetMark
+from chaos.invariants import CHART, ProjectEvidence, Step
+from worker.audit import audit, read_records
+from worker.fold import apply_record  # the fold's own re-application, shared so both agree
+from worker.fold import order_runs
+from worker.history import RunFacts, fetch_project_runs, run_facts
+from worker.replay import replay_projects
+from workflows.engine import Engine
+from workflows.messages import workflow_id
+from workflows.reducer import clone
+
+
+def is_reset_victim(history: WorkflowHistory) -> bool:
+    """A run that ended terminated: SWOOSH never terminates its workflows, only a reset does."""
+    events = list(history.events)
+    return bool(events) and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+
+
+def walk(runs: list[RunFacts]) -> tuple[list[Step], dict[int, dict[str, Any]], list[str]]:
+    """Re-apply the live history's transitions through the pure engine, keeping the documents around each."""
+    runs = order_runs(runs)
+    first = runs[0].start
+    if first is None:
+        return [], {}, ["the first run has no start event"]
+    snap = first.snapshot.model_copy(deep=True)
+    snap.document = clone(snap.document)
+    engine = Engine(CHART, snap)
+    records: dict[int, dict[str, Any]] = {}
+    proposals: dict[str, list[Any]] = {}
+    for run in runs:
+        records.update(run.records)
+        for key, reqs in run.proposals.items():
+            proposals.setdefault(key, []).extend(reqs)
+    steps: list[Step] = []
+    problems: list[str] = []
+    for index in range(engine.index + 1, max(records, default=engine.index) + 1):
+        rec = records.get(index)
+        if rec is None:
+            problems.append(f"index {index}: no decision record for it anywhere in the live history")
+            break
+        pre = clone(engine.document)
+        problem = apply_record(engine, rec, proposals)
+        if problem:
+            problems.append(f"index {index} ({rec['transition']}): {problem}")
+            break
+        inputs = dict(rec.get("system_inputs") or {})
+        for req in proposals.get(rec["idem_key"], []):
+            body = req.body if isinstance(req.body, dict) else {}
+            inputs = dict(body.get("inputs") or {})
+            break
+        steps.append(Step(rec, pre, clone(engine.document), inputs))
+    live = {i: r for i, r in records.items() if i > int(first.snapshot.document["meta"]["index"])}
+    return steps, live, problems
+
+
+async def collect(
+    client: Client,
+    project_id: str,
+    decisions_dir: Path,
+    answers: list[ReceivedAnswer],
+    resets: list[ResetMark],
+    continuous: list[str],
+) -> ProjectEvidence:
+    ev = ProjectEvidence(
+        project_id=project_id,
+        answers=[a for a in answers if a.project_id == project_id],
+        resets=[r for r in resets if r.project_id == project_id],
+        continuous=[c for c in continuous if c.startswith(f"{project_id} ")],
+    )
+    histories = await fetch_project_runs(client, workflow_id(project_id))
+    live = [h for h in histories if not is_reset_victim(h)]
+    facts = [run_facts(h) for h in live]
+    ev.steps, ev.history_records, ev.walk_problems = walk(facts)
+    sink = decisions_dir / f"{project_id}.jsonl"
+    if sink.exists():
+        ev.sink_records = read_records(sink)
+    ev.audit_problems = audit(ev.sink_records, live)
+    head = (await read_head(client, project_id)).hash
+    for report in await replay_projects({project_id: live}, {project_id: head}):
+        ev.replay_problems.extend(report.replay_failures)
+        if report.fold is not None:
+            ev.replay_problems.extend(report.fold.problems)
+            if report.fold.final_hash != report.fold.reported_hash:
+                ev.replay_problems.append(
+                    f"fold reached {report.fold.final_hash}, the workflow reports {report.fold.reported_hash}"
+                )
+    return ev
+
+
+__all__ = ["collect", "is_reset_victim", "walk"]

@@ -1,0 +1,262 @@
+"""End-to-end benchmark: `make bench` (never part of `make test`).
+
+In one run on one Temporal dev server (SQLite file), with one worker process and one API process:
+(a) the bare ceiling — a minimal workflow whose Update runs one local activity;
+(b) SWOOSH through the Python client's Update path (`api.projects.propose`);
+(c) SWOOSH through the HTTP API (`POST /v1/projects/{id}/transition`).
+Each sequential (one caller: p50/p99 latency, throughput), 8 concurrent callers (throughput) and
+100 projects in parallel (throughput). SWOOSH callers run the EXECUTION loop — every transition has
+guards (a local activity, like the ceiling), approvals are signed, and every fourth transition is a
+snapshot point. The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.factory import ProposalFactory, Signers
+from api.projects import ensure_project, propose, read_state
+from worker.driver import LOOP, LifecycleDriver
+from worker.testing import binary, search_attribute_flags
+from workflows.answers import Accepted
+from workflows.proposal import ProposalRequest
+
+WINDOW = "backbeat:W-1"
+SEQ_OPS, C8_CALLERS, C8_OPS, P100_CALLERS, P100_OPS = 200, 8, 60, 100, 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Result:
+    name: str
+    ops: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def tps(self) -> float:
+        return self.ops / self.seconds
+
+    def line(self) -> str:
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        return f"{self.name:<28} {self.ops:>6} ops {self.seconds:>7.2f} s {self.tps:>8.1f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+
+
+Op = Callable[[], Awaitable[None]]
+
+
+async def measure(name: str, callers: list[Callable[[int], Awaitable[None]]], ops_each: int) -> Result:
+    latencies: list[float] = []
+
+    async def run(caller: Callable[[int], Awaitable[None]]) -> None:
+        for i in range(ops_each):
+            t0 = time.perf_counter()
+            await caller(i)
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in callers))
+    return Result(name, len(callers) * ops_each, time.perf_counter() - t0, latencies)
+
+
+class SwooshCaller:
+    """Drives one project's EXECUTION loop; `send` is the transport under test."""
+
+    def __init__(
+        self,
+        factory: ProposalFactory,
+        head: str,
+        doc: dict[str, Any],
+        send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.factory, self.head, self.send = factory, head, send
+        self.approvals = factory.approvals(doc, WINDOW)
+        self.k = 0
+
+    async def __call__(self, i: int) -> None:
+        name = LOOP[self.k % len(LOOP)]
+        inputs: dict[str, Any] = {
+            "Execution_PlanLocked": {"plan_hash": "sha256-" + f"{self.k:064x}"},
+            "Execution_BeatReviewGate": {},
+            "Execution_ApprovalsThreshold": {"approvals": self.approvals},
+            "Execution_NextWindow": {},
+        }[name]
+        body = self.factory.body(name, self.head, inputs, window_id=WINDOW)
+        answer = await self.send(body)
+        if not answer.get("accepted"):
+            raise RuntimeError(f"{name} rejected: {answer}")
+        self.head = answer["state_post_hash"]
+        self.k += 1
+
+
+async def prepare_projects(
+    client: Client, signers: Signers, tq: str, prefix: str, n: int
+) -> list[tuple[ProposalFactory, str, dict[str, Any]]]:
+    async def one(i: int) -> tuple[ProposalFactory, str, dict[str, Any]]:
+        pid = f"{prefix}-{i}"
+        factory = ProposalFactory(signers, pid)
+        await ensure_project(client, pid, signers.keyring(), tq)
+        d = LifecycleDriver.for_client(client, factory)
+        d.window_id = WINDOW
+        await d.lifecycle()
+        view = await read_state(client, pid)
+        return factory, view.hash, dict(view.projection)
+
+    out = []
+    for chunk in range(0, n, 20):  # prepare in slices so the server is not flooded
+        out += await asyncio.gather(*(one(i) for i in range(chunk, min(n, chunk + 20))))
+    return out
+
+
+async def bench() -> list[Result]:
+    root = Path(tempfile.mkdtemp(prefix="swoosh-bench-"))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        dev_server_database_filename=str(root / "temporal.db"),
+        dev_server_extra_args=[*search_attribute_flags(), "--log-level", "error"],
+        data_converter=pydantic_data_converter,
+    )
+    address = env.client.service_client.config.target_host
+    tq = f"bench-{uuid.uuid4().hex[:6]}"
+    signers = Signers.generate()
+    keyring = root / "keyring.json"
+    keyring.write_text(json.dumps(signers.keyring().model_dump(mode="json")))
+    procs: list[subprocess.Popen[bytes]] = []
+    results: list[Result] = []
+    try:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.bench_worker", address, tq, str(root / "sink")],
+            stdout=subprocess.PIPE, stderr=open(root / "worker.log", "wb"),
+        )  # fmt: skip
+        procs.append(worker)
+        assert worker.stdout is not None
+        if worker.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"the benchmark worker did not start; see {root / 'worker.log'}")
+        port = free_port()
+        api_env = {**os.environ, "SWOOSH_TEMPORAL_ADDRESS": address, "SWOOSH_TEMPORAL_TASK_QUEUE": tq,
+                   "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring), "SWOOSH_DATA_DIR": str(root / "api")}  # fmt: skip
+        api = subprocess.Popen([sys.executable, "-m", "worker.cli", "api", "--log-level", "warning"], env=api_env,
+                               stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
+        procs.append(api)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=200)) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/health")).status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            client = env.client
+
+            # (a) bare ceiling
+            async def bare_callers(n: int) -> list[Callable[[int], Awaitable[None]]]:
+                handles = [
+                    await client.start_workflow("BareCeiling", id=f"bare-{uuid.uuid4().hex[:8]}", task_queue=tq)
+                    for _ in range(n)
+                ]
+
+                def caller(h: Any) -> Callable[[int], Awaitable[None]]:
+                    async def op(i: int) -> None:
+                        await h.execute_update("bump", i)
+
+                    return op
+
+                return [caller(h) for h in handles]
+
+            # (b) the Python client's Update path
+            async def update_callers(n: int, prefix: str) -> list[Callable[[int], Awaitable[None]]]:
+                prepared = await prepare_projects(client, signers, tq, prefix, n)
+
+                def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
+                    async def send(body: dict[str, Any]) -> dict[str, Any]:
+                        a = await propose(client, f.project_id, ProposalRequest(body=body))
+                        return (
+                            a.model_dump(mode="json")
+                            if isinstance(a, Accepted)
+                            else {"accepted": False, **a.model_dump(mode="json")}
+                        )
+
+                    return SwooshCaller(f, head, doc, send)
+
+                return [caller(*p) for p in prepared]
+
+            # (c) the HTTP API
+            async def http_callers(n: int, prefix: str) -> list[Callable[[int], Awaitable[None]]]:
+                for i in range(n):
+                    (await http.put(f"/v1/projects/{prefix}-{i}")).raise_for_status()
+                prepared = await prepare_projects(client, signers, tq, prefix, n)
+
+                def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
+                    async def send(body: dict[str, Any]) -> dict[str, Any]:
+                        r = await http.post(f"/v1/projects/{f.project_id}/transition", json=body)
+                        return dict(r.json())
+
+                    return SwooshCaller(f, head, doc, send)
+
+                return [caller(*p) for p in prepared]
+
+            for label, make in (
+                ("bare", lambda n, p: bare_callers(n)),
+                ("update", update_callers),
+                ("http", http_callers),
+            ):
+                seq = await make(1, f"{label}-seq")
+                await measure("warmup", seq, 8)
+                results.append(await measure(f"{label} sequential", seq, SEQ_OPS))
+                results.append(await measure(f"{label} 8 concurrent", await make(C8_CALLERS, f"{label}-c8"), C8_OPS))
+                results.append(
+                    await measure(f"{label} 100 projects", await make(P100_CALLERS, f"{label}-p100"), P100_OPS)
+                )
+                print(*(r.line() for r in results[-3:]), sep="\n", flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        await env.shutdown()
+    return results
+
+
+def main() -> int:
+    results = asyncio.run(bench())
+    by = {r.name: r for r in results}
+    c8 = by["http 8 concurrent"].tps / by["bare 8 concurrent"].tps
+    seq = by["http sequential"].tps / by["bare sequential"].tps
+    upd_c8 = by["update 8 concurrent"].tps / by["bare 8 concurrent"].tps
+    upd_seq = by["update sequential"].tps / by["bare sequential"].tps
+    print(f"update path vs bare: c8 {upd_c8:.2f}, sequential {upd_seq:.2f}")
+    print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
