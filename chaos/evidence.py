@@ -17,8 +17,10 @@ from chaos.callers import ReceivedAnswer
 from chaos.faults import ResetMark
 from chaos.invariants import CHART, ProjectEvidence, Step
 from worker.audit import audit, read_records
-from worker.fold import apply_record  # the fold's own re-application, shared so both agree
-from worker.fold import order_runs
+from worker.fold import (
+    apply_record,  # the fold's own re-application, shared so both agree
+    order_runs,
+)
 from worker.history import RunFacts, fetch_project_runs, run_facts
 from worker.replay import replay_projects
 from workflows.engine import Engine
