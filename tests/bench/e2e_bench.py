@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.factory import ProposalFactory, Signers
@@ -195,7 +196,14 @@ async def bench() -> list[Result]:
 
                 def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
                     async def send(body: dict[str, Any]) -> dict[str, Any]:
-                        a = await propose(client, f.project_id, ProposalRequest(body=body))
+                        for attempt in range(10):  # resend like a real caller: same body, same idem_key
+                            try:
+                                a = await propose(client, f.project_id, ProposalRequest(body=body))
+                                break
+                            except RPCError:
+                                await asyncio.sleep(0.1 * (attempt + 1))
+                        else:
+                            raise RuntimeError(f"{body['transition']} not answered after 10 attempts")
                         return (
                             a.model_dump(mode="json")
                             if isinstance(a, Accepted)
