@@ -65,7 +65,8 @@ class Result:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-        return f"{self.name:<28} {self.ops:>6} ops {self.seconds:>7.2f} s {self.tps:>8.1f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+        head = f"{self.name:<28} {self.ops:>6} ops {self.seconds:>7.2f} s {self.tps:>8.1f}/s"
+        return f"{head}  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
 
 
 Op = Callable[[], Awaitable[None]]
@@ -160,7 +161,8 @@ async def bench() -> list[Result]:
             raise RuntimeError(f"the benchmark worker did not start; see {root / 'worker.log'}")
         port = free_port()
         api_env = {**os.environ, "SWOOSH_TEMPORAL_ADDRESS": address, "SWOOSH_TEMPORAL_TASK_QUEUE": tq,
-                   "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring), "SWOOSH_DATA_DIR": str(root / "api")}  # fmt: skip
+                   "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring),
+                   "SWOOSH_DATA_DIR": str(root / "api")}  # fmt: skip
         api = subprocess.Popen([sys.executable, "-m", "worker.cli", "api", "--log-level", "warning"], env=api_env,
                                stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
         procs.append(api)
