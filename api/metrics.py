@@ -44,8 +44,12 @@ class ApiMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.transitions = Counter("swoosh_api_transition_total", "Accepted transitions answered by the API", ["transition"], registry=r)
-        self.guard_fails = Counter("swoosh_api_guard_fail_total", "Guard rejections answered by the API", ["guard"], registry=r)
+        self.transitions = Counter(
+            "swoosh_api_transition_total", "Accepted transitions answered by the API", ["transition"], registry=r
+        )
+        self.guard_fails = Counter(
+            "swoosh_api_guard_fail_total", "Guard rejections answered by the API", ["guard"], registry=r
+        )
         self.latency = Histogram(
             "swoosh_state_advance_latency_seconds",
             "Request to accepted answer, by the region (epoch) the transition advances",
@@ -61,7 +65,9 @@ class ApiMetrics:
             ["transition"],
             registry=r,
         )
-        self.quarantines = Counter("swoosh_api_quarantine_total", "Transitions into QUARANTINED answered by the API", registry=r)
+        self.quarantines = Counter(
+            "swoosh_api_quarantine_total", "Transitions into QUARANTINED answered by the API", registry=r
+        )
         self.recovery = Histogram(
             "swoosh_recovery_time_seconds",
             "Time from entering RECOVERY or QUARANTINED to leaving it, as observed from answers",

@@ -32,7 +32,7 @@ BUILTIN_RULES: tuple[PolicyRuleSpec, ...] = (
     PolicyRuleSpec(
         id="api-key",
         pattern=r"\b(?:sk|pk|rk)[-_](?:live|test)?[-_]?[A-Za-z0-9]{20,}\b|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b"
-        r"|(?i:\b(?:api[_-]?key|secret|password|token)\s*[=:]\s*['\"]?[A-Za-z0-9._~+/-]{12,})",
+        r"|\b(?i:api[_-]?key|secret|password|token)\s*[=:]\s*['\"]?[A-Za-z0-9._~+/-]{12,}",
         severity="high",
         description="API key or credential assignment",
     ),

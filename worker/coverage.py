@@ -16,6 +16,7 @@ from api.factory import ProposalFactory
 from guards.context import GuardContext
 from guards.evaluate import evaluate_guards
 from guards.facts import BeatFrame, Facts, LicenseFact, McpFact
+from worker.driver import valid_inputs
 from workflows.document import genesis
 from workflows.engine import ESCAPES_QUARANTINE, Admitted, Engine, EngineConfig, EngineSnapshot
 from workflows.errors import ProposalError
@@ -23,7 +24,6 @@ from workflows.hlc import HLC
 from workflows.proposal import ProposalRequest
 from workflows.reducer import check_source, clone
 from workflows.statechart import Statechart, default_statechart
-from worker.driver import valid_inputs
 
 TIMER = "<timer>"  # a step taken by time passing (the licence grace timer), not by a proposal
 TIMED: dict[str, str] = {"License_GraceExpired": "License_Throttled"}  # system transition -> what arms its timer
@@ -57,7 +57,7 @@ def _signature(doc: dict[str, Any]) -> tuple[Any, ...]:
 def permissive_facts(now_ms: int, window_class: str | None, throttled: bool = False) -> Facts:
     beat = None
     if window_class is not None:
-        beat = BeatFrame(window_id=WINDOW, phase=window_class, beat_index=1, tempo_bpm=60,  # type: ignore[arg-type]
+        beat = BeatFrame(window_id=WINDOW, phase=window_class, beat_index=1, tempo_bpm=60,
                          deadline_at_ms=now_ms + 60_000, received_at_ms=now_ms)  # fmt: skip
     status = "throttled" if throttled else "valid"
     return Facts(
@@ -85,7 +85,9 @@ def try_transition(node: _Node, name: str, factory: ProposalFactory, now_ms: int
     except (ValueError, KeyError, IndexError):
         return None
     hlc = HLC(now_ms + len(node.path), 0).format()
-    body = factory.body(name, engine.head_hash, inputs, window_id=WINDOW, hlc=hlc, idem_key=f"plan:{len(node.path)}:{name}")
+    body = factory.body(
+        name, engine.head_hash, inputs, window_id=WINDOW, hlc=hlc, idem_key=f"plan:{len(node.path)}:{name}"
+    )
     try:
         admitted = engine.admit(ProposalRequest(body=body), now_ms + 10_000)
         if not isinstance(admitted, Admitted):

@@ -193,7 +193,7 @@ def _banner(
     lines = [
         "",
         "SWOOSH is running (Ctrl-C stops everything)",
-        f"  API          http://{settings.api.host}:{settings.api.port}   (GET /state, POST /transition, /v1/projects/…)",
+        f"  API          http://{settings.api.host}:{settings.api.port}   (GET /state, POST /transition, /v1/…)",
         f"  Temporal UI  http://{host}:{ui_port}/namespaces/{settings.temporal.namespace}/workflows",
         f"  Temporal     {settings.temporal.address}   (SQLite: {Path(settings.data_dir) / 'temporal.db'})",
         f"  Metrics      http://{metrics_bind}/metrics   and http://{settings.api.host}:{settings.api.port}/metrics",

@@ -22,7 +22,7 @@ from workflows.proposal import ProposalRequest
 from workflows.statechart import default_statechart
 
 Sender = Callable[[ProposalRequest], Awaitable[Accepted | Rejected]]
-WindowOpener = Callable[[str, str], None]
+WindowOpener = Callable[[Any, str], None]  # (window class, window id)
 
 LIFECYCLE: tuple[str, ...] = (
     "Boot_ConfigOk",
@@ -134,7 +134,9 @@ class LifecycleDriver:
     async def inputs_for(self, transition: str) -> dict[str, Any]:
         """Valid inputs for `transition`, reading the state only when the inputs depend on it."""
         doc = await self.state() if transition in STATE_DEPENDENT else None
-        inputs, self.version = valid_inputs(self.factory, transition, doc, len(self.answers), self.version, self.window_id)
+        inputs, self.version = valid_inputs(
+            self.factory, transition, doc, len(self.answers), self.version, self.window_id
+        )
         return inputs
 
     async def step(self, transition: str, inputs: dict[str, Any] | None = None, **kw: Any) -> Accepted:

@@ -80,21 +80,21 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
             else:
                 facts.update_failures += 1
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            attrs = e.workflow_execution_signaled_event_attributes
-            if attrs.signal_name == SIGNAL_PROPOSE:
-                proposal = _decode(attrs.input.payloads, ProposalRequest)
+            signaled = e.workflow_execution_signaled_event_attributes
+            if signaled.signal_name == SIGNAL_PROPOSE:
+                proposal = _decode(signaled.input.payloads, ProposalRequest)
                 key = _idem_key(proposal)
                 if key:
                     facts.proposals.setdefault(key, []).append(proposal)
         elif t == ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = e.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == ACTIVITY_DELIVER:
-                delivery = _decode(attrs.input.payloads, DeliveryRequest)
+            scheduled = e.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == ACTIVITY_DELIVER:
+                delivery = _decode(scheduled.input.payloads, DeliveryRequest)
                 for r in delivery.records:
                     facts.add_record(r)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            attrs = e.workflow_execution_continued_as_new_event_attributes
-            facts.next_input = _decode(attrs.input.payloads, LifecycleInput)
+            continued = e.workflow_execution_continued_as_new_event_attributes
+            facts.next_input = _decode(continued.input.payloads, LifecycleInput)
             for r in facts.next_input.undelivered + facts.next_input.retained:
                 facts.add_record(r)
     return facts

@@ -87,7 +87,9 @@ class FakeFacts:
 
     license_status: str = "valid"
     mcp_reachable: bool = True
-    tools: dict[str, str] = field(default_factory=lambda: {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0", "git": "2.43.0"})
+    tools: dict[str, str] = field(
+        default_factory=lambda: {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0", "git": "2.43.0"}
+    )
     window_id: str | None = "backbeat:W-1"
     window_class: WindowClass | None = None
     window_length_ms: int = 3_600_000

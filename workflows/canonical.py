@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 HASH_PREFIX = "sha256-"
@@ -19,12 +20,12 @@ def content_hash(value: Any) -> str:
     return HASH_PREFIX + hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+_HASH_RE = re.compile(r"sha256-[0-9a-f]{64}")
+
+
 def is_hash(text: object) -> bool:
     """True when `text` has the exact shape of a SWOOSH content hash."""
-    if not isinstance(text, str) or len(text) != len(HASH_PREFIX) + 64 or not text.startswith(HASH_PREFIX):
-        return False
-    digest = text[len(HASH_PREFIX) :]
-    return all(c in "0123456789abcdef" for c in digest)
+    return isinstance(text, str) and _HASH_RE.fullmatch(text) is not None
 
 
 def reject_floats(value: Any, path: str = "$") -> None:

@@ -203,7 +203,10 @@ class Engine:
         dup = self._duplicate(p)
         if dup is not None:
             return dup, {}
-        self._check_head(p, t, now_ms)
+        if admitted.head_hash != self.head_hash:
+            # Another proposal was applied since admission: decide again against the new head.
+            # (With the head unchanged every check gives the same answer; time only moves forward.)
+            self._check_head(p, t, now_ms)
         self._check_outcomes(t, outcomes)
         step = Step(p.signer, p.idem_key, p.hlc, p.window_id, p.inputs, self.config.grace_ms, self._initials)
         return self._commit(t, step, p.inputs_hash, p.evidence, outcomes, admitted.role)
@@ -253,7 +256,7 @@ class Engine:
                 "inputs_hash": inputs_hash,
                 "evidence": redact(list(evidence)),
                 "guards": guards,
-                "justification": redact(_justification(t, step, outcomes, role)),
+                "justification": _justification(t, step, outcomes, role),
                 "ucxl": ucxl_backlink(self.project_id, step.signer, role, t.name, step.hlc, index),
                 # A caller's inputs are in its Update/Signal payload; SWOOSH's own are kept here so a
                 # pure fold over the history can re-apply every transition.
@@ -299,7 +302,7 @@ def _justification(t: Transition, step: Step, outcomes: list[GuardOutcome], role
     reason = step.inputs.get("reason")
     parts = [f"{t.name} proposed by {role} {step.signer}"]
     if isinstance(reason, str):
-        parts.append(f"reason: {reason}")
+        parts.append(f"reason: {redact(reason)}")  # the only caller-written text in it
     for o in outcomes:
         parts.append(f"{o.guard} {'ok' if o.ok else 'failed'}: {'; '.join(o.reasons)}")
     if not outcomes:

@@ -7,6 +7,7 @@ Physical Clocks", 2014).
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -36,6 +37,10 @@ class HLC:
         """Parse the contract's text form; raise HLCFormatError with the reason otherwise."""
         if not isinstance(text, str):
             raise HLCFormatError("hlc must be a string")
+        return _parse(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> HLC:
         m = _HLC_RE.fullmatch(text)
         if m is None:
             raise HLCFormatError(f"hlc {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.mmm+00:00#N")
@@ -56,6 +61,12 @@ class HLC:
 
     def __str__(self) -> str:
         return self.format()
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(text: str) -> HLC:
+    # Pure and hot (several parses per proposal): memoised.
+    return HLC._parse_uncached(text)
 
 
 def order_key(hlc: HLC, signer: str, idem_key: str) -> tuple[int, int, str, str]:

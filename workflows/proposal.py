@@ -7,6 +7,7 @@ the contract says. `ProposalRequest` keeps the body as sent so any party can re-
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -178,7 +179,14 @@ def _first_error(err: ValidationError) -> str:
 
 def verify_signature(request: ProposalRequest, proposal: Proposal) -> bool:
     """True when the body as sent is validly signed by the proposal's signer."""
-    return verify_bytes(proposal.signer, signing_bytes(request.body), proposal.signature)
+    return _verify_cached(proposal.signer, signing_bytes(request.body), proposal.signature)
+
+
+@functools.lru_cache(maxsize=4096)
+def _verify_cached(signer: str, message: bytes, signature: str) -> bool:
+    # A pure function of its arguments: the Update validator and handler verify the same body,
+    # so the second verification is free.
+    return verify_bytes(signer, message, signature)
 
 
 def inputs_hash_matches(proposal: Proposal) -> bool:

@@ -92,7 +92,10 @@ def reduce(chart: Statechart, doc: dict[str, Any], t: Transition, step: Step) ->
     """The next document; raise ProposalError('invalid_transition') if the effects cannot apply."""
     check_source(chart, doc, t)
     spec = t.spec
-    new: dict[str, Any] = clone(doc)
+    # Copy-on-write: only the sections this transition can write are deep-copied.
+    new: dict[str, Any] = dict(doc)
+    for section in sections_written(t):
+        new[section] = clone(doc[section])
     pre_top = doc["control"]["top"]
     target = get_path(doc, spec.return_from) if spec.to == "return" and spec.return_from else spec.to
     set_path(new, phase_path(spec.machine), target)
@@ -108,6 +111,39 @@ def reduce(chart: Statechart, doc: dict[str, Any], t: Transition, step: Step) ->
 
 
 EffectFn = Callable[[dict[str, Any], dict[str, Any], Effect, Step, str], None]
+
+# Sections each special effect writes besides its own `path` (kept beside the effects they describe).
+_OP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "quarantine": ("policy", "control"),
+    "release": ("policy",),
+    "pin_index": ("ingestion",),
+    "rollback_index": ("ingestion",),
+    "elect_council": ("council",),
+    "eject_member": ("council",),
+    "pin_readiness": ("execution",),
+    "record_approvals": ("execution",),
+    "next_cycle": ("execution",),
+    "start_grace": ("control",),
+}
+_WRITES: dict[tuple[int, str], frozenset[str]] = {}
+
+
+def sections_written(t: Transition) -> frozenset[str]:
+    """The top-level sections a transition may modify (its phase, its effects, meta and epoch)."""
+    key = (id(t), t.name)
+    cached = _WRITES.get(key)
+    if cached is None:
+        out = {"meta", "epoch", phase_path(t.spec.machine).split(".")[0]}
+        for e in t.spec.effects:
+            if e.path:
+                out.add(e.path.split(".")[0])
+            if e.op == "set_phase" and e.machine:
+                out.add(phase_path(e.machine).split(".")[0])
+            if e.op == "enter_regions":
+                out.update(phase_path(m).split(".")[0] for m in e.machines)
+            out.update(_OP_SECTIONS.get(e.op, ()))
+        cached = _WRITES[key] = frozenset(out)
+    return cached
 
 
 def _set(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, pre_top: str) -> None:

@@ -223,7 +223,7 @@ def _validate_meaning(doc: StatechartDoc) -> list[str]:
         for s in states:
             if s not in top_states:
                 problems.append(f"active_in[{machine}] names unknown top state {s!r}")
-            elif machines["top"].states[s].final:  # type: ignore[union-attr]
+            elif machines["top"].states[s].final:
                 problems.append(f"active_in[{machine}] names final state {s}: it must have no way out")
     for s in doc.live_states:
         if s not in top_states:

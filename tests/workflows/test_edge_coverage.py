@@ -39,7 +39,9 @@ def test_edge_coverage_every_transition_has_a_path() -> None:
     assert not missing, f"no accepted path reaches: {', '.join(missing)}"
 
 
-async def _drive_prefix(env: WorkflowEnvironment, tq: str, facts: FakeFacts, project: str, steps: list[str]) -> LifecycleDriver:
+async def _drive_prefix(
+    env: WorkflowEnvironment, tq: str, facts: FakeFacts, project: str, steps: list[str]
+) -> LifecycleDriver:
     factory = ProposalFactory(SIGNERS, project)
     await ensure_project(env.client, project, SIGNERS.keyring(), tq, config=EngineConfig(grace_ms=60_000))
     d = LifecycleDriver.for_client(env.client, factory, open_window=facts.open_window)
@@ -74,7 +76,9 @@ async def test_edge_coverage_transition_is_accepted_on_its_path(
     assert state.hash == answer.state_post_hash
 
 
-def _breaker(guard: str, transition: str, d: LifecycleDriver, facts: FakeFacts) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _breaker(
+    guard: str, transition: str, d: LifecycleDriver, facts: FakeFacts
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Make `guard` fail for the next proposal; returns a function that adjusts the inputs."""
     keep = dict
     if guard == "license":
