@@ -13,6 +13,7 @@ from worker.driver import LifecycleDriver
 from worker.testing import FakeFacts
 from workflows.answers import Rejected
 from workflows.canonical import content_hash
+from workflows.errors import REJECTION_CODES
 from workflows.hlc import HLC
 from workflows.proposal import ProposalRequest
 
@@ -40,20 +41,7 @@ def _tamper(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-CASES = [
-    "schema",
-    "bad_signature",
-    "unauthorized_signer",
-    "unknown_transition",
-    "invalid_transition",
-    "inputs_hash_mismatch",
-    "stale_state_hash",
-    "hlc_regression",
-    "hlc_too_far_ahead",
-    "guard_failed",
-    "quarantined",
-    "terminated",
-]
+CASES = list(REJECTION_CODES)  # every contract code, from the one list the code itself uses
 
 
 @pytest.mark.parametrize("code", CASES)
