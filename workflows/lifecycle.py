@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from guards.outcome import GuardOutcome, failed
     from guards.policy import BUILTIN_RULES, scan
     from workflows.answers import Accepted, GuardResult, Rejected
-    from workflows.document import phases
+    from workflows.document import phases, validate_document
     from workflows.engine import Admitted, Engine
     from workflows.errors import ProposalError
     from workflows.messages import (
@@ -99,6 +99,7 @@ class ProjectLifecycle:
     @workflow.init
     def __init__(self, inp: LifecycleInput) -> None:
         self.settings = inp.settings
+        validate_document(inp.snapshot.document)  # a malformed snapshot fails here, loudly, not later
         self.engine = Engine(CHART, inp.snapshot)
         self.lock = asyncio.Lock()
         self.inbox: list[ProposalRequest] = list(inp.inbox)
