@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.clock import HLCClock
 from api.errors import (
     NotFound,
     Overloaded,
@@ -39,7 +40,7 @@ from api.errors import (
 from api.models import DecisionsAnswer, ProjectCreated
 from workflows.answers import Accepted
 from workflows.crypto import private_key_from_text, signer_id
-from workflows.hlc import HLC, HLCClock
+from workflows.hlc import HLC
 from workflows.messages import HealthView, StateView
 from workflows.proposal import build_body
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.clock import HLCClock
 from guards.council import members_hash, sign_approval, sign_vote
 from guards.readiness import region_hashes
 from workflows.crypto import signer_id
-from workflows.hlc import HLCClock
 from workflows.keyring import Identity, Keyring
 from workflows.proposal import build_body
 

@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 
 from activities.backbeat import Schedule
+from api.clock import HLCClock
 from api.factory import ProposalFactory, Signers
 from chaos.schedule import Profile, ProposalFaults
 from worker.driver import valid_inputs
-from workflows.hlc import HLC, HLCClock
+from workflows.hlc import HLC
 from workflows.statechart import default_statechart
 
 CHART = default_statechart()

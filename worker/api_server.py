@@ -21,8 +21,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import jsonlog
 from api.app import create_app
+from worker.keyring_file import load_keyring
 from worker.settings import Settings
-from workflows.keyring import Keyring, load_keyring
+from workflows.keyring import Keyring
 from workflows.messages import LifecycleSettings
 
 GRACEFUL_SHUTDOWN_S = 10

@@ -29,11 +29,12 @@ from temporalio.client import Client
 from activities.kaching import create_dev_license
 from api.factory import DEFAULT_ROLES
 from api.projects import ensure_project, read_state
+from worker.keyring_file import load_keyring
 from worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
 from worker.settings import Settings
 from worker.testing import binary, register_search_attributes, search_attribute_flags
 from workflows.crypto import private_key_to_text, signer_id
-from workflows.keyring import Keyring, load_keyring
+from workflows.keyring import Keyring
 from workflows.messages import LifecycleSettings
 
 

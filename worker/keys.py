@@ -11,9 +11,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from worker.keyring_file import KEYRING_ENV, load_keyring
 from workflows.crypto import private_key_to_text, signer_id
 from workflows.errors import KeyringError
-from workflows.keyring import KEYRING_ENV, Identity, Keyring, load_keyring
+from workflows.keyring import Identity, Keyring
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflows.crypto import SIGNER_RE, public_key_of
-from workflows.errors import KeyringError
-
-KEYRING_ENV = "SWOOSH_KEYRING"
 
 
 class Identity(BaseModel):
@@ -51,20 +44,3 @@ class Keyring(BaseModel):
     def identities(self) -> list[dict[str, object]]:
         """The identities as they are stored in `boot.identities` (sorted, canonical)."""
         return [{"id": s.id, "roles": sorted(set(s.roles))} for s in sorted(self.signers, key=lambda s: s.id)]
-
-
-def load_keyring(path: str | Path | None = None) -> Keyring:
-    """Load a keyring from `path`, else from $SWOOSH_KEYRING; raise KeyringError with the reason."""
-    source = path if path is not None else os.environ.get(KEYRING_ENV)
-    if not source:
-        raise KeyringError(f"no keyring: set {KEYRING_ENV} to a keyring JSON file")
-    try:
-        data = json.loads(Path(source).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise KeyringError(f"cannot read keyring {source}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise KeyringError(f"keyring {source} is not JSON: {err}") from None
-    try:
-        return Keyring.model_validate(data)
-    except ValidationError as err:
-        raise KeyringError(f"keyring {source} is malformed: {err}") from None

@@ -1,4 +1,4 @@
-"""Payloads crossing the Temporal boundary: workflow input (the snapshot), activity requests, query answers."""
+"""Payloads crossing the Temporal boundary: workflow input (the snapshot), activity inputs, query answers."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.api.conftest import ServerFactory, Stack
 from worker.cli import main as swoosh
-from workflows.keyring import load_keyring
+from worker.keyring_file import load_keyring
 
 ROOT = Path(__file__).resolve().parents[2]
 

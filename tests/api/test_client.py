@@ -11,10 +11,11 @@ import pytest
 
 from api import errors
 from api.client import AsyncSwooshClient, RetryPolicy, SwooshClient
+from api.clock import HLCClock
 from tests.api.conftest import ApiServer, Stack
 from workflows.answers import Accepted
 from workflows.crypto import private_key_to_text
-from workflows.hlc import HLC, HLCClock
+from workflows.hlc import HLC
 
 
 def _key_file(stack: Stack, name: str, tmp_path: Path) -> Path:

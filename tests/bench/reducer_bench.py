@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from api.clock import HLCClock
 from api.factory import ProposalFactory, Signers
 from guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
 from workflows.answers import Accepted
@@ -32,7 +33,6 @@ from workflows.canonical import content_hash
 from workflows.crypto import verify_bytes
 from workflows.document import genesis
 from workflows.engine import Admitted, Engine, EngineSnapshot
-from workflows.hlc import HLCClock
 from workflows.proposal import ProposalRequest, _verify_cached, signing_bytes
 from workflows.statechart import Statechart, default_statechart
 

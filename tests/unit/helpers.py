@@ -6,6 +6,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.clock import HLCClock
 from api.factory import ProposalFactory, Signers
 from guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
 from workflows.answers import Accepted
@@ -14,7 +15,7 @@ from workflows.crypto import sign_bytes
 from workflows.document import genesis, validate_document
 from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
 from workflows.errors import ProposalError
-from workflows.hlc import HLC, HLCClock
+from workflows.hlc import HLC
 from workflows.proposal import ProposalRequest, signing_bytes
 from workflows.statechart import Statechart, default_statechart
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.unit.helpers import NOW, h
+from worker.keyring_file import KEYRING_ENV, load_keyring
 from workflows.crypto import (
     SIGNER_RE,
     b64url,
@@ -25,7 +26,7 @@ from workflows.crypto import (
 )
 from workflows.errors import KeyringError, ProposalError
 from workflows.hlc import HLC
-from workflows.keyring import KEYRING_ENV, Identity, Keyring, load_keyring
+from workflows.keyring import Identity, Keyring
 from workflows.proposal import (
     ProposalRequest,
     build_body,

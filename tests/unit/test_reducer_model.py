@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from api.clock import HLCClock
 from api.factory import Signers
 from guards import Facts, PolicyFact
 from guards.council import members_hash, sign_approval, sign_vote
@@ -25,7 +26,7 @@ from workflows.canonical import content_hash, reject_floats
 from workflows.crypto import signer_id
 from workflows.document import validate_document
 from workflows.errors import ProposalError
-from workflows.hlc import HLC, HLCClock
+from workflows.hlc import HLC
 from workflows.proposal import build_body
 
 # ---------------------------------------------------------------------- the model's world
