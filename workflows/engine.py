@@ -266,7 +266,7 @@ class Engine:
         )
         self.document, self.head_hash, self.dr_head = new, post_hash, record["dr_hash"]
         self._remember(
-            IdemEntry.model_construct(  # built from checked values: no re-validation on the hot path
+            IdemEntry(
                 idem_key=step.idem_key,
                 signer=step.signer,
                 transition=t.name,
@@ -278,9 +278,7 @@ class Engine:
                 dr_hash=record["dr_hash"],
             )
         )
-        answer = Accepted.model_construct(  # every field comes from checked values
-            accepted=True,
-            duplicate=False,
+        answer = Accepted(
             project_id=self.project_id,
             transition=t.name,
             index=index,
@@ -290,7 +288,7 @@ class Engine:
             idem_key=step.idem_key,
             decision_record=record,
             dr_hash=record["dr_hash"],
-            guards=[GuardResult.model_construct(guard=o.guard, ok=o.ok, reasons=list(o.reasons)) for o in outcomes],
+            guards=[GuardResult.model_validate(g) for g in guards],
         )
         return answer, record
 
