@@ -125,10 +125,12 @@ class ProjectLifecycle:
         self._describe()
         self.pump = asyncio.create_task(self._deliver_loop())  # kept referenced; never cancelled
         while True:
+            await self._quiet()
             armed = self._grace_deadline()
 
             def work_or_timer_changed(armed: int | None = armed) -> bool:
-                return bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
+                changed = bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
+                return changed and workflow.all_handlers_finished()
 
             try:
                 await workflow.wait_condition(
@@ -138,6 +140,7 @@ class ProjectLifecycle:
                 )
             except TimeoutError:
                 pass
+            await self._quiet()  # the timer may have fired in the same task as incoming Updates
             await self._fire_timers()
             while self.inbox and not self._snapshot_due():
                 await self._process_signal(self.inbox.pop(0))
@@ -151,6 +154,18 @@ class ProjectLifecycle:
                     lambda: workflow.all_handlers_finished() and self.pump_state != "flushing"
                 )
                 workflow.continue_as_new(self._next_input())
+
+    async def _quiet(self) -> None:
+        """Wait until no Update handler is in flight.
+
+        Determinism rule: code outside the Update handlers (this run loop, the delivery pump) emits
+        commands only at such quiet points. After a workflow task times out (a worker killed
+        mid-task), replay may order an Update's acceptance differently against a timer firing or an
+        activity completing in the same task (seen in chaos runs; cf. sdk-rust #943). At a quiet
+        point every handler of the task has already produced its commands, so what the background
+        code emits next cannot depend on that order.
+        """
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self.draining)
 
     def _snapshot_due(self) -> bool:
         if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
@@ -332,18 +347,23 @@ class ProjectLifecycle:
         s = self.settings
         while True:
             self.pump_state = "idle"
-            await workflow.wait_condition(lambda: bool(self.undelivered) and not self.draining)
+            await workflow.wait_condition(
+                lambda: bool(self.undelivered) and not self.draining and workflow.all_handlers_finished()
+            )
             if len(self.undelivered) < s.dr_batch and s.dr_flush_ms > 0:
                 self.pump_state = "flushing"
                 try:
                     await workflow.wait_condition(
-                        lambda: len(self.undelivered) >= s.dr_batch or self.draining,
+                        lambda: (
+                            (len(self.undelivered) >= s.dr_batch and workflow.all_handlers_finished()) or self.draining
+                        ),
                         timeout=timedelta(milliseconds=s.dr_flush_ms),
                         timeout_summary="decision-record flush",
                     )
                 except TimeoutError:
                     pass
                 self.pump_state = "idle"
+                await self._quiet()  # the flush timer may have fired alongside incoming Updates
             if self.draining:
                 continue
             self._publish_search_attributes()
@@ -359,6 +379,8 @@ class ProjectLifecycle:
                     summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
                 )
             except ActivityError:
+                self.pump_state = "idle"
+                await self._quiet()
                 if self.draining:
                     continue  # no new command may follow continue-as-new
                 self.pump_state = "backoff"
