@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -222,7 +223,20 @@ async def _progress(budget: dict[str, int], total: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return asyncio.run(run(args))
+    return asyncio.run(_cancellable(run(args)))
+
+
+async def _cancellable(coro: Any) -> int:
+    """Run `coro`, turning SIGTERM/SIGINT into cancellation so the stack is always stopped."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return int(await task)
+    except asyncio.CancelledError:
+        print("determinism: interrupted; stack stopped", file=sys.stderr)
+        return 130
 
 
 __all__ = ["add_arguments", "content_hash", "main"]
