@@ -46,10 +46,11 @@ def main(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    from chaos.process import cancel_on_signal
     from chaos.runner import run_chaos
 
     try:
-        report = asyncio.run(run_chaos(args.seed, profile, root, log=_log, metrics=metrics))
+        report = asyncio.run(cancel_on_signal(run_chaos(args.seed, profile, root, log=_log, metrics=metrics)))
     except StackError as err:
         print(f"swoosh chaos: the stack did not start: {err}", file=sys.stderr)
         return 2

@@ -8,10 +8,11 @@ import contextlib
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +126,16 @@ class Proc:
 
 
 __all__ = ["HOST", "REPO_ROOT", "Proc", "StackError", "free_port", "port_open"]
+
+
+async def cancel_on_signal(coro: Any) -> Any:
+    """Await `coro`; SIGTERM/SIGINT cancel it, so `async with Stack` blocks always stop their processes."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("interrupted: every process this run started was stopped", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import signal
 import sys
 import time
 from collections import Counter
@@ -31,13 +30,13 @@ import httpx
 from activities.backbeat import Schedule
 from api.factory import ProposalFactory
 from chaos.keys import load_signers
+from chaos.process import cancel_on_signal
 from chaos.stack import Stack
 from worker.fold import fold
 from worker.history import fetch_project_runs, run_facts
 from worker.replicas import replica_pass
 from worker.settings import BackbeatSettings
 from worker.walk import Walker
-from workflows.canonical import content_hash
 from workflows.messages import workflow_id
 
 TEMPO_BPM, BEATS_PER_BAR = 240, 8  # 2 s bars: each window class open for 0.5 s of every bar
@@ -223,20 +222,4 @@ async def _progress(budget: dict[str, int], total: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return asyncio.run(_cancellable(run(args)))
-
-
-async def _cancellable(coro: Any) -> int:
-    """Run `coro`, turning SIGTERM/SIGINT into cancellation so the stack is always stopped."""
-    task = asyncio.ensure_future(coro)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        return int(await task)
-    except asyncio.CancelledError:
-        print("determinism: interrupted; stack stopped", file=sys.stderr)
-        return 130
-
-
-__all__ = ["add_arguments", "content_hash", "main"]
+    return int(asyncio.run(cancel_on_signal(run(args))))
