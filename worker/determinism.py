@@ -107,6 +107,16 @@ async def drive(http: httpx.AsyncClient, run: ProjectRun, budget: dict[str, int]
                 run.walker.resync(state["projection"])
 
 
+async def _read_head(http: httpx.AsyncClient, project_id: str) -> str:
+    """The live head, resending on 429/503 (a worker may still be catching up after the run)."""
+    for attempt in range(60):
+        r = await http.get(f"/v1/projects/{project_id}/state")
+        if r.status_code == 200:
+            return str(r.json()["hash"])
+        await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))) if r.status_code in (429, 503) else 1.0)
+    raise RuntimeError(f"{project_id}: no state after 60 attempts (last {r.status_code}: {r.text[:200]})")
+
+
 async def verify(stack: Stack, runs: list[ProjectRun], replicas: int) -> tuple[int, bool, list[str], dict[str, Any]]:
     client = await stack.client()
     problems: list[str] = []
@@ -114,7 +124,7 @@ async def verify(stack: Stack, runs: list[ProjectRun], replicas: int) -> tuple[i
     passes = []
     histories_by_project = {}
     async with stack.http() as http:
-        heads = {r.project_id: (await http.get(f"/v1/projects/{r.project_id}/state")).json()["hash"] for r in runs}
+        heads = {r.project_id: await _read_head(http, r.project_id) for r in runs}
     for r in runs:
         histories_by_project[r.project_id] = await fetch_project_runs(client, workflow_id(r.project_id))
     all_histories = [h for hs in histories_by_project.values() for h in hs]
