@@ -109,7 +109,7 @@ async def drive(http: httpx.AsyncClient, run: ProjectRun, budget: dict[str, int]
 
 async def _read_head(http: httpx.AsyncClient, project_id: str) -> str:
     """The live head, resending on 429/503 (a worker may still be catching up after the run)."""
-    for attempt in range(60):
+    for _ in range(60):
         r = await http.get(f"/v1/projects/{project_id}/state")
         if r.status_code == 200:
             return str(r.json()["hash"])
