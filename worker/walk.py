@@ -174,7 +174,8 @@ class Walker:
     def _enabled_body(self, now_ms: int, head: str, **kw: Any) -> tuple[str, dict[str, Any]] | None:
         """A body for some transition enabled now (so admission reaches the head and HLC checks)."""
         window = self.window_id(now_ms)
-        for name in self.rng.sample(self.enabled(now_ms), k=len(self.enabled(now_ms))):
+        enabled = self.enabled(now_ms)
+        for name in self.rng.sample(enabled, k=len(enabled)):
             try:
                 return name, self.factory.body(name, head, self._inputs(name, window), window_id=window, **kw)
             except (ValueError, KeyError, IndexError):

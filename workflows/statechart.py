@@ -387,7 +387,7 @@ def mermaid(chart: Statechart) -> str:
                 sources = ["live" if s.from_ == "live" else "live_or_paused"]
             target = "return" if s.to == "return" else s.to
             for src in sources:
-                top_edges.append(f"  {_node(src)} --> {_node(target)} : {label}")
+                top_edges.append(f"  {src} --> {target} : {label}")
         else:
             for src in t.sources:
                 region_edges.setdefault(s.machine, []).append(f"    {s.machine}_{src} --> {s.machine}_{s.to} : {label}")
@@ -421,7 +421,3 @@ def mermaid(chart: Statechart) -> str:
     lines.extend(top_edges)
     lines.append("  TERMINATED --> [*]")
     return "\n".join(lines) + "\n"
-
-
-def _node(name: str) -> str:
-    return name
