@@ -6,7 +6,9 @@ benchmarks and the tests share one translation of SWOOSH operations into Tempora
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
@@ -25,6 +27,7 @@ from workflows.messages import (
     QUERY_REJECTIONS,
     QUERY_STATE,
     REJECTION_ERROR_TYPE,
+    RETRY_LATER_ERROR_TYPE,
     SIGNAL_PROPOSE,
     SIGNAL_SNAPSHOT,
     UPDATE_TRANSITION,
@@ -94,18 +97,42 @@ def rejected_from(err: WorkflowUpdateFailedError) -> Rejected | None:
     return None
 
 
+def turned_away(err: BaseException) -> bool:
+    """True for an Update the workflow turned away unseen (nothing written): resending is safe."""
+    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+    return isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE
+
+
+# Waits between resends of an Update turned away with "retry later" (rare: only in a workflow task
+# retried after a worker died, see ProjectLifecycle._resumed). The last failure propagates and the
+# HTTP API answers it with 503 + Retry-After.
+TURNED_AWAY_WAITS_S = (0.0, 0.05, 0.2, 0.5)
+
+
+async def _update(send: Callable[[], Awaitable[Accepted]]) -> Accepted | Rejected:
+    for wait in (*TURNED_AWAY_WAITS_S, None):
+        try:
+            return await send()
+        except WorkflowUpdateFailedError as err:
+            rejected = rejected_from(err)
+            if rejected is not None:
+                return rejected
+            if wait is None or not turned_away(err):
+                raise
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 async def propose(client: Client, project_id: str, request: ProposalRequest) -> Accepted | Rejected:
     """Send a proposal as an Update and return the contract answer (accepted, duplicate or rejected)."""
     handle = client.get_workflow_handle(workflow_id(project_id))
-    try:
+
+    async def send() -> Accepted:
         return await handle.execute_update(  # type: ignore[no-any-return]
             UPDATE_TRANSITION, request, id=update_id(request), result_type=Accepted
         )
-    except WorkflowUpdateFailedError as err:
-        rejected = rejected_from(err)
-        if rejected is None:
-            raise
-        return rejected
+
+    return await _update(send)
 
 
 async def propose_with_start(
@@ -113,24 +140,22 @@ async def propose_with_start(
 ) -> Accepted | Rejected:
     """Create the project if needed and send the proposal, in one round trip."""
     inp = initial_input(project_id, keyring)
-    op = WithStartWorkflowOperation(
-        ProjectLifecycle.run,
-        inp,
-        id=workflow_id(project_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes_of(inp.snapshot.document),
-        static_summary=f"SWOOSH project {project_id}",
-    )
-    try:
+
+    async def send() -> Accepted:
+        op = WithStartWorkflowOperation(
+            ProjectLifecycle.run,
+            inp,
+            id=workflow_id(project_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes_of(inp.snapshot.document),
+            static_summary=f"SWOOSH project {project_id}",
+        )
         return await client.execute_update_with_start_workflow(  # type: ignore[no-any-return]
             UPDATE_TRANSITION, request, id=update_id(request), start_workflow_operation=op, result_type=Accepted
         )
-    except WorkflowUpdateFailedError as err:
-        rejected = rejected_from(err)
-        if rejected is None:
-            raise
-        return rejected
+
+    return await _update(send)
 
 
 async def signal_proposal(client: Client, project_id: str, request: ProposalRequest) -> None:

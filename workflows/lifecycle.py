@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_REJECTIONS,
         QUERY_STATE,
         REJECTION_ERROR_TYPE,
+        RETRY_LATER_ERROR_TYPE,
         SIGNAL_PROPOSE,
         SIGNAL_SNAPSHOT,
         UPDATE_TRANSITION,
@@ -114,6 +115,7 @@ class ProjectLifecycle:
         self.draining = False
         self.pump_state = "idle"
         self.published_index = -1
+        self.fence: tuple[int, int] | None = None  # the workflow task in which background code last ran
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
@@ -124,8 +126,10 @@ class ProjectLifecycle:
     async def run(self, inp: LifecycleInput) -> None:
         self._describe()
         self.pump = asyncio.create_task(self._deliver_loop())  # kept referenced; never cancelled
+        self._resumed()
         while True:
             await self._quiet()
+            self._resumed()
             armed = self._grace_deadline()
 
             def work_or_timer_changed(armed: int | None = armed) -> bool:
@@ -140,7 +144,9 @@ class ProjectLifecycle:
                 )
             except TimeoutError:
                 pass
+            self._resumed()
             await self._quiet()  # the timer may have fired in the same task as incoming Updates
+            self._resumed()
             await self._fire_timers()
             while self.inbox and not self._snapshot_due():
                 await self._process_signal(self.inbox.pop(0))
@@ -153,6 +159,7 @@ class ProjectLifecycle:
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() and self.pump_state != "flushing"
                 )
+                self._resumed()
                 workflow.continue_as_new(self._next_input())
 
     async def _quiet(self) -> None:
@@ -166,6 +173,34 @@ class ProjectLifecycle:
         code emits next cannot depend on that order.
         """
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self.draining)
+
+    def _task_key(self) -> tuple[int, int]:
+        return workflow.info().get_current_history_length(), self._now_ms()
+
+    def _resumed(self) -> None:
+        """Background code (run loop, delivery pump) is about to act: fence off this workflow task.
+
+        The second determinism rule. When a workflow task is retried after a timeout, the SDK core
+        can hand the task's history (a timer firing, an activity completing) to the workflow in one
+        activation and an Update that arrived with the task in a later one, while a replay of the
+        same history delivers both in a single activation, where the Update runs first. If background
+        code reacted in between, live and replay disagree on the order of commands and the history
+        no longer replays (seen twice in a full chaos run, as "Update machine does not handle this
+        event: UpsertWorkflowSearchAttributes"; cf. sdk-core's workflow-task chunking issues).
+        So an Update validated in the same workflow task after background code ran is turned away
+        with a retry-later error: nothing is written, the caller resends, and it is taken in the next
+        task. Updates validated before background code runs (the normal case: the SDK applies them
+        first in an activation) are unaffected.
+        """
+        self.fence = self._task_key()
+
+    def _fenced(self) -> bool:
+        if self.fence is None:
+            return False
+        length, now_ms = self._task_key()
+        # Either component identifies the task: history length changes with every task, the task's
+        # start time may not (two tasks in one millisecond); a false positive only costs a resend.
+        return self.fence[0] == length or self.fence[1] == now_ms
 
     def _snapshot_due(self) -> bool:
         if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
@@ -219,6 +254,12 @@ class ProjectLifecycle:
     @transition.validator
     def validate_transition(self, req: ProposalRequest) -> None:
         """Reject what is decidable now, so those rejections write nothing to history."""
+        if self._fenced():
+            raise ApplicationError(
+                "the project is busy in this workflow task; resend the same proposal",
+                type=RETRY_LATER_ERROR_TYPE,
+                non_retryable=True,
+            )
         try:
             self.engine.admit(req, self._now_ms())
         except ProposalError as err:
@@ -350,6 +391,7 @@ class ProjectLifecycle:
             await workflow.wait_condition(
                 lambda: bool(self.undelivered) and not self.draining and workflow.all_handlers_finished()
             )
+            self._resumed()
             if len(self.undelivered) < s.dr_batch and s.dr_flush_ms > 0:
                 self.pump_state = "flushing"
                 try:
@@ -362,8 +404,10 @@ class ProjectLifecycle:
                     )
                 except TimeoutError:
                     pass
+                self._resumed()
                 self.pump_state = "idle"
                 await self._quiet()  # the flush timer may have fired alongside incoming Updates
+                self._resumed()
             if self.draining:
                 continue
             self._publish_search_attributes()
@@ -379,13 +423,17 @@ class ProjectLifecycle:
                     summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
                 )
             except ActivityError:
+                self._resumed()
                 self.pump_state = "idle"
                 await self._quiet()
+                self._resumed()
                 if self.draining:
                     continue  # no new command may follow continue-as-new
                 self.pump_state = "backoff"
                 await workflow.sleep(timedelta(seconds=30), summary="decision-record sink unavailable; retry")
+                self._resumed()
                 continue
+            self._resumed()
             delivered = {r["index"] for r in batch}
             self.undelivered = [r for r in self.undelivered if r["index"] not in delivered]
             self.delivered_index = max(self.delivered_index, result.last_index)

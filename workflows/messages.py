@@ -21,6 +21,8 @@ QUERY_HEALTH = "health"
 QUERY_DECISIONS = "decisions"
 QUERY_REJECTIONS = "rejections"
 REJECTION_ERROR_TYPE = "SwooshRejected"
+# An Update turned away before it was accepted (nothing written); resending it is always safe.
+RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
 ACTIVITY_GUARDS = "swoosh.evaluate_guards"
 ACTIVITY_DELIVER = "swoosh.deliver_decisions"
 
