@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.e2e_bench
 
 determinism: $(STAMP)
-	$(BIN)/swoosh determinism --transitions 10000 --replicas 3 --seed 1
+	$(BIN)/swoosh determinism --transitions 10000 --replicas 3 --seed 1 --snapshot-every 25
 
 chaos: $(STAMP)
 	$(BIN)/swoosh chaos --seed 1 --profile quick
