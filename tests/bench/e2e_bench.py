@@ -41,6 +41,7 @@ from workflows.answers import Accepted
 from workflows.proposal import ProposalRequest
 
 WINDOW = "backbeat:W-1"
+RESENDS: dict[str, int] = {}  # per transport: resends of the same body after a transient failure
 SEQ_OPS, C8_CALLERS, C8_OPS, P100_CALLERS, P100_OPS = 200, 8, 60, 100, 8
 
 
@@ -203,6 +204,7 @@ async def bench() -> list[Result]:
                                 a = await propose(client, f.project_id, ProposalRequest(body=body))
                                 break
                             except RPCError:
+                                RESENDS["update"] = RESENDS.get("update", 0) + 1
                                 await asyncio.sleep(0.1 * (attempt + 1))
                         else:
                             raise RuntimeError(f"{body['transition']} not answered after 10 attempts")
@@ -224,8 +226,13 @@ async def bench() -> list[Result]:
 
                 def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
                     async def send(body: dict[str, Any]) -> dict[str, Any]:
-                        r = await http.post(f"/v1/projects/{f.project_id}/transition", json=body)
-                        return dict(r.json())
+                        for attempt in range(10):  # resend 429/503 like a real caller: same body, same idem_key
+                            r = await http.post(f"/v1/projects/{f.project_id}/transition", json=body)
+                            if r.status_code not in (429, 503):
+                                return dict(r.json())
+                            RESENDS["http"] = RESENDS.get("http", 0) + 1
+                            await asyncio.sleep(0.1 * (attempt + 1))
+                        raise RuntimeError(f"{body['transition']} answered {r.status_code} 10 times: {r.text}")
 
                     return SwooshCaller(f, head, doc, send)
 
@@ -263,6 +270,7 @@ def main() -> int:
     seq = by["http sequential"].tps / by["bare sequential"].tps
     upd_c8 = by["update 8 concurrent"].tps / by["bare 8 concurrent"].tps
     upd_seq = by["update sequential"].tps / by["bare sequential"].tps
+    print(f"resends after a transient failure (429/503/RPC error): {RESENDS or 'none'}")
     print(f"update path vs bare: c8 {upd_c8:.2f}, sequential {upd_seq:.2f}")
     print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
     return 0
