@@ -6,7 +6,9 @@ an Update that came with the task in a later activation of the same task, while 
 both in one activation, where the Update runs first. The delivery pump reacting in between made two
 chaos-run histories unreplayable. No server reliably produces that split on demand, so this test
 feeds the real `ProjectLifecycle` the activations core produces, through the SDK's own workflow
-instance (the same object a worker drives), and reads the commands it answers with.
+instance (the same object a worker drives), and reads the commands it answers with. That instance
+is the SDK's internal API (`temporalio.worker._workflow_instance`); an SDK upgrade that changes it
+breaks this test loudly, never silently.
 """
 
 from __future__ import annotations
