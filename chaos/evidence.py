@@ -1,7 +1,9 @@
 """Gather a project's evidence for the invariant checker: live histories, the walk, the sink, audit, replay.
 
 The live history of a project is the chain of its runs minus the runs a Temporal reset terminated
-(the reset's new run carries the same start snapshot and everything up to the reset point).
+(the reset's new run carries the same start snapshot and everything up to the reset point). Those
+terminated runs still have to replay: they leave the walk and the fold, never the Replayer check (a
+run whose workflow task failed for non-determinism is exactly what a later reset can leave behind).
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ async def collect(
                 ev.replay_problems.append(
                     f"fold reached {report.fold.final_hash}, the workflow reports {report.fold.reported_hash}"
                 )
+    victims = [h for h in histories if is_reset_victim(h)]
+    if victims:
+        for report in await replay_projects({project_id: victims}, do_fold=False):
+            ev.replay_problems.extend(f"reset-terminated {p}" for p in report.replay_failures)
     return ev
 
 

@@ -116,6 +116,8 @@ class ProjectLifecycle:
         self.pump_state = "idle"
         self.published_index = -1
         self.fence: tuple[int, int] | None = None  # the workflow task in which background code last ran
+        self.seen = (0, 0)  # (history length, task time) of the latest activation our code ran in
+        self.catch_up_at: int | None = None  # task time of a catch-up activation not yet followed by a new task
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
@@ -180,21 +182,41 @@ class ProjectLifecycle:
     def _resumed(self) -> None:
         """Background code (run loop, delivery pump) is about to act: fence off this workflow task.
 
-        The second determinism rule. When a workflow task is retried after a timeout, the SDK core
-        can hand the task's history (a timer firing, an activity completing) to the workflow in one
-        activation and an Update that arrived with the task in a later one, while a replay of the
-        same history delivers both in a single activation, where the Update runs first. If background
-        code reacted in between, live and replay disagree on the order of commands and the history
-        no longer replays (seen twice in a full chaos run, as "Update machine does not handle this
-        event: UpsertWorkflowSearchAttributes"; cf. sdk-core's workflow-task chunking issues).
-        So an Update validated in the same workflow task after background code ran is turned away
-        with a retry-later error: nothing is written, the caller resends, and it is taken in the next
-        task. Updates validated before background code runs (the normal case: the SDK applies them
-        first in an activation) are unaffected.
+        The second determinism rule. The SDK core can hand the workflow a timer firing or an
+        activity completing in one activation and an Update that belongs to the same workflow task in
+        a later one, while a replay of the same history delivers both in one activation, where the
+        Update runs first. If background code emitted commands in between, live and replay disagree
+        on the order of commands and the history no longer replays ("Update machine does not handle
+        this event: UpsertWorkflowSearchAttributes"; seen in full chaos runs). The split shows up in
+        two forms:
+
+        * within one workflow task (same history length or same task time), and
+        * after a *catch-up*: a query reaching a worker without the workflow in cache makes the core
+          apply the history up to the latest event, including a timer that fired while the task was
+          still waiting to start. That activation keeps the previous task's time although history has
+          grown, and its commands are sent with the next real task, ahead of that task's Updates.
+
+        In both cases an Update validated afterwards, before the next real task's background code
+        ran, is turned away with a retry-later error: nothing is written, the caller resends, and it
+        is taken in a later task. Updates validated before background code runs in an activation (the
+        normal case: the SDK applies them first) are unaffected, and replay never runs validators.
         """
+        self._observe()
         self.fence = self._task_key()
 
+    def _observe(self) -> None:
+        """Note the activation our code runs in; spot catch-up activations (live-only effect: validator)."""
+        length, now_ms = self._task_key()
+        seen_length, seen_now = self.seen
+        if now_ms == seen_now and length > seen_length:
+            self.catch_up_at = now_ms  # history grew, yet no new workflow task started
+        elif self.catch_up_at is not None and now_ms > self.catch_up_at:
+            self.catch_up_at = None  # a real task followed; its Updates were validated before this point
+        self.seen = (max(length, seen_length), now_ms)
+
     def _fenced(self) -> bool:
+        if self.catch_up_at is not None:
+            return True
         if self.fence is None:
             return False
         length, now_ms = self._task_key()
@@ -248,6 +270,7 @@ class ProjectLifecycle:
     # ------------------------------------------------------------------ transitions
     @workflow.update(name=UPDATE_TRANSITION)
     async def transition(self, req: ProposalRequest) -> Accepted:
+        self._observe()
         async with self.lock:  # handlers await activities: serialise, then re-check the head inside
             return await self._decide(req)
 

@@ -18,10 +18,12 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio import workflow
+from temporalio.bridge.proto.activity_result import ActivityResolution, Success
 from temporalio.bridge.proto.workflow_activation import (
     DoUpdate,
     FireTimer,
     InitializeWorkflow,
+    ResolveActivity,
     WorkflowActivation,
     WorkflowActivationJob,
 )
@@ -39,7 +41,13 @@ from api.http_errors import Overloaded, translate
 from api.projects import initial_input
 from workflows.document import state_hash
 from workflows.lifecycle import ProjectLifecycle
-from workflows.messages import RETRY_LATER_ERROR_TYPE, UPDATE_TRANSITION, LifecycleSettings, workflow_id
+from workflows.messages import (
+    RETRY_LATER_ERROR_TYPE,
+    UPDATE_TRANSITION,
+    DeliveryResult,
+    LifecycleSettings,
+    workflow_id,
+)
 from workflows.proposal import ProposalRequest
 
 
@@ -53,11 +61,14 @@ class Driver:
         self.updates = 0
         self.t0 = datetime.now(UTC).replace(microsecond=0)  # proposals carry wall-clock HLCs
 
-    def _activation(self, task: int, jobs: list[WorkflowActivationJob]) -> WorkflowActivation:
+    def _activation(
+        self, task: int, jobs: list[WorkflowActivationJob], history_length: int | None = None
+    ) -> WorkflowActivation:
         ts = Timestamp()
         ts.FromDatetime(self.t0 + timedelta(seconds=task))
         # Within one workflow task every activation carries the task's start time and history length.
-        return WorkflowActivation(run_id="run-1", timestamp=ts, history_length=3 + 6 * task, jobs=jobs)
+        length = 3 + 6 * task if history_length is None else history_length
+        return WorkflowActivation(run_id="run-1", timestamp=ts, history_length=length, jobs=jobs)
 
     def start(self) -> WorkflowActivationCompletion:
         init = InitializeWorkflow(
@@ -116,9 +127,11 @@ class Driver:
         )
         return self.instance.activate(act)
 
-    def activate(self, task: int, *jobs: WorkflowActivationJob) -> WorkflowActivationCompletion:
+    def activate(
+        self, task: int, *jobs: WorkflowActivationJob, history_length: int | None = None
+    ) -> WorkflowActivationCompletion:
         assert self.instance is not None
-        return self.instance.activate(self._activation(task, list(jobs)))
+        return self.instance.activate(self._activation(task, list(jobs), history_length))
 
     def update(self, request: ProposalRequest) -> WorkflowActivationJob:
         self.updates += 1
@@ -179,6 +192,36 @@ async def test_update_after_background_code_in_the_same_task_is_turned_away() ->
     assert kinds(late) == ["update_response"]  # nothing else: no local activity, no state change
     # Resent in the next task it is taken.
     resent = drv.activate(3, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
+    assert update_response(resent).HasField("accepted")
+
+
+async def test_update_after_a_query_catch_up_is_turned_away_until_a_new_task_ran() -> None:
+    """The form seen in chaos runs: a query reaches a worker without the workflow in cache while
+    the task that carries the fired flush timer waits to start. The core applies history up to the
+    latest event for the query (the previous task's time, a longer history), the pump reacts, and
+    its commands go out with the next real task, ahead of that task's Update."""
+    drv, factory, head = flushed_project()
+    catch_up = drv.activate(1, WorkflowActivationJob(fire_timer=FireTimer(seq=1)), history_length=3 + 6 + 7)
+    assert kinds(catch_up) == ["upsert_workflow_search_attributes", "schedule_activity"]
+    real_task = drv.activate(3, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
+    response = update_response(real_task)
+    assert response.HasField("rejected"), response
+    assert response.rejected.application_failure_info.type == RETRY_LATER_ERROR_TYPE
+    # The next task (the delivery activity completes) lets background code run in a new task: the
+    # fence lifts, and the resent proposal is taken.
+    done = DeliveryResult(last_index=1, delivered=1, skipped=0)
+    drv.activate(
+        4,
+        WorkflowActivationJob(
+            resolve_activity=ResolveActivity(
+                seq=1,
+                result=ActivityResolution(
+                    completed=Success(result=pydantic_data_converter.payload_converter.to_payloads([done])[0])
+                ),
+            )
+        ),
+    )
+    resent = drv.activate(5, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
     assert update_response(resent).HasField("accepted")
 
 
