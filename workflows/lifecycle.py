@@ -135,6 +135,9 @@ class ProjectLifecycle:
             armed = self._grace_deadline()
 
             def work_or_timer_changed(armed: int | None = armed) -> bool:
+                # Checked in every activation after its Updates were validated: lifts a catch-up
+                # fence as soon as a later task shows up, even if nothing else runs in it.
+                self._observe()
                 changed = bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
                 return changed and workflow.all_handlers_finished()
 

@@ -207,11 +207,14 @@ async def test_update_after_a_query_catch_up_is_turned_away_until_a_new_task_ran
     response = update_response(real_task)
     assert response.HasField("rejected"), response
     assert response.rejected.application_failure_info.type == RETRY_LATER_ERROR_TYPE
-    # The next task (the delivery activity completes) lets background code run in a new task: the
-    # fence lifts, and the resent proposal is taken.
+    # An activation holding nothing but refused Updates runs no workflow code (the SDK checks no
+    # conditions then: nothing of it reaches history), so the fence holds until other work arrives,
+    # here the delivery activity completing. Then the resent proposal is taken.
+    again = drv.activate(4, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
+    assert update_response(again).HasField("rejected")
     done = DeliveryResult(last_index=1, delivered=1, skipped=0)
     drv.activate(
-        4,
+        5,
         WorkflowActivationJob(
             resolve_activity=ResolveActivity(
                 seq=1,
@@ -221,7 +224,7 @@ async def test_update_after_a_query_catch_up_is_turned_away_until_a_new_task_ran
             )
         ),
     )
-    resent = drv.activate(5, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
+    resent = drv.activate(6, drv.update(ProposalRequest(body=factory.body("Boot_Licensed", head))))
     assert update_response(resent).HasField("accepted")
 
 
