@@ -91,8 +91,9 @@ async def drive(http: httpx.AsyncClient, run: ProjectRun, budget: dict[str, int]
         )
         run.outcomes[f"{prop.kind}->{got}"] += 1
         if answer.get("accepted"):
-            if not answer.get("duplicate"):
-                run.answers[int(answer["index"])] = str(answer["state_post_hash"])
+            index = int(answer["index"])
+            if index not in run.answers:  # a duplicate is new to us when the first answer was lost
+                run.answers[index] = str(answer["state_post_hash"])
                 budget["left"] -= 1
             problem = run.walker.accepted(prop, answer, now_ms())
             if problem:

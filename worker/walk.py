@@ -225,13 +225,18 @@ class Walker:
 
     # ------------------------------------------------------------------ learning from answers
     def accepted(self, prop: Proposal, answer: dict[str, Any], now_ms: int) -> str | None:
-        """Apply an accepted answer to the mirror; returns a problem if the mirror disagrees."""
-        if answer.get("duplicate"):
-            return None
+        """Apply an accepted answer to the mirror; returns a problem if the mirror disagrees.
+
+        A duplicate answer usually repeats one the mirror already applied. But when the first
+        answer was lost (a timeout, a 503 while a worker died) the resend is the first answer the
+        caller sees: the mirror then applies it like a fresh one.
+        """
         req = ProposalRequest(body=prop.body)
         try:
             admitted = self.mirror.admit(req, 10**15)
             if not isinstance(admitted, Admitted):
+                if answer.get("duplicate"):
+                    return None  # already applied here
                 return f"mirror saw {prop.transition} as a duplicate"
             outcomes = [
                 GuardOutcome(guard=g["guard"], ok=g["ok"], reasons=tuple(g["reasons"])) for g in answer["guards"]

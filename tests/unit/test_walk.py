@@ -1,0 +1,45 @@
+"""The determinism walker's mirror: a duplicate answer whose first answer was lost still advances it."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from api.factory import ProposalFactory, Signers
+from worker.walk import Walker
+from workflows.answers import Accepted
+from workflows.document import genesis
+from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
+from workflows.proposal import ProposalRequest
+from workflows.statechart import default_statechart
+
+
+def _server(factory: ProposalFactory) -> Engine:
+    doc = genesis(default_statechart(), factory.project_id, factory.signers.keyring())
+    return Engine(default_statechart(), EngineSnapshot(document=doc, config=EngineConfig(max_offset_ms=10**12)))
+
+
+def _apply(server: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    admitted = server.admit(ProposalRequest(body=body), 10**15)
+    assert isinstance(admitted, Admitted)
+    answer, _ = server.apply(admitted, [], 10**15)
+    return answer.model_dump(mode="json")
+
+
+def test_a_duplicate_answer_to_a_proposal_whose_first_answer_was_lost_is_applied() -> None:
+    factory = ProposalFactory(Signers.generate(), "walk-1")
+    walker = Walker(factory, random.Random(1), None, mistake_rate=0.0)
+    server = _server(factory)
+    prop = walker.next(int(time.time() * 1000))
+    assert prop is not None and prop.transition == "Boot_ConfigOk"
+    first = _apply(server, prop.body)  # applied by the server; this answer never reached the caller
+    resent = server.admit(ProposalRequest(body=prop.body), 10**15)
+    assert isinstance(resent, Accepted) and resent.duplicate
+    duplicate = resent.model_dump(mode="json")
+    assert duplicate["state_post_hash"] == first["state_post_hash"]
+    assert walker.accepted(prop, duplicate, 0) is None
+    assert walker.mirror.head_hash == server.head_hash
+    # Hearing the duplicate again changes nothing.
+    assert walker.accepted(prop, duplicate, 0) is None
+    assert walker.mirror.head_hash == server.head_hash
