@@ -11,13 +11,11 @@ import asyncio
 
 from temporalio.client import (
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.messages import RETRY_LATER_ERROR_TYPE
+from api.projects import turned_away
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 OVERLOADED_RETRY_AFTER_S = 1
@@ -97,10 +95,8 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
             # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
             return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
         return Internal(f"Temporal answered {err.status.name}: {err.message}")
-    if isinstance(err, WorkflowUpdateFailedError):
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE:
-            return Overloaded(f"{what} is busy recovering a workflow task; resend the same proposal")
+    if turned_away(err):
+        return Overloaded(f"{what} is busy recovering a workflow task; resend the same proposal")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return Unavailable("the transition was not answered in time; resend it with the same idem_key")
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):

@@ -68,13 +68,20 @@ async def ensure_project(
     return await client.start_workflow(
         ProjectLifecycle.run,
         inp,
-        id=workflow_id(project_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes_of(inp.snapshot.document),
-        static_summary=f"SWOOSH project {project_id}",
+        **_start_options(project_id, inp, task_queue),
         static_details=f"Lifecycle of project `{project_id}`; statechart {default_statechart().schema_hash[:19]}…",
     )
+
+
+def _start_options(project_id: str, inp: LifecycleInput, task_queue: str) -> dict[str, Any]:
+    """How a project's workflow is started, alone or with its first Update."""
+    return {
+        "id": workflow_id(project_id),
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "search_attributes": search_attributes_of(inp.snapshot.document),
+        "static_summary": f"SWOOSH project {project_id}",
+    }
 
 
 def update_id(request: ProposalRequest) -> str:
@@ -142,15 +149,7 @@ async def propose_with_start(
     inp = initial_input(project_id, keyring)
 
     async def send() -> Accepted:
-        op = WithStartWorkflowOperation(
-            ProjectLifecycle.run,
-            inp,
-            id=workflow_id(project_id),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes_of(inp.snapshot.document),
-            static_summary=f"SWOOSH project {project_id}",
-        )
+        op = WithStartWorkflowOperation(ProjectLifecycle.run, inp, **_start_options(project_id, inp, task_queue))
         return await client.execute_update_with_start_workflow(  # type: ignore[no-any-return]
             UPDATE_TRANSITION, request, id=update_id(request), start_workflow_operation=op, result_type=Accepted
         )
