@@ -238,9 +238,13 @@ class Walker:
                 if answer.get("duplicate"):
                     return None  # already applied here
                 return f"mirror saw {prop.transition} as a duplicate"
-            outcomes = [
-                GuardOutcome(guard=g["guard"], ok=g["ok"], reasons=tuple(g["reasons"])) for g in answer["guards"]
-            ]
+            if answer.get("duplicate"):
+                # A duplicate answer carries no guard outcomes; it was accepted, so every guard passed.
+                outcomes = [GuardOutcome(guard=g, ok=True) for g in admitted.transition.spec.guards]
+            else:
+                outcomes = [
+                    GuardOutcome(guard=g["guard"], ok=g["ok"], reasons=tuple(g["reasons"])) for g in answer["guards"]
+                ]
             mine, _ = self.mirror.apply(admitted, outcomes, 10**15)
         except ProposalError as err:
             return f"mirror rejected accepted {prop.transition}: {err.code}: {err.reason}"

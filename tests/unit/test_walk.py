@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from api.factory import ProposalFactory, Signers
+from guards.outcome import GuardOutcome
 from worker.walk import Walker
 from workflows.answers import Accepted
 from workflows.document import genesis
@@ -43,3 +44,24 @@ def test_a_duplicate_answer_to_a_proposal_whose_first_answer_was_lost_is_applied
     # Hearing the duplicate again changes nothing.
     assert walker.accepted(prop, duplicate, 0) is None
     assert walker.mirror.head_hash == server.head_hash
+
+
+def test_a_lost_first_answer_of_a_guarded_transition_is_applied_from_its_duplicate() -> None:
+    """A duplicate answer carries no guard outcomes; the mirror must not read that as 'not evaluated'."""
+    factory = ProposalFactory(Signers.generate(), "walk-2")
+    walker = Walker(factory, random.Random(2), None, mistake_rate=0.0)
+    server = _server(factory)
+    now = int(time.time() * 1000)
+    boot = walker.next(now)
+    assert boot is not None and boot.transition == "Boot_ConfigOk"
+    assert walker.accepted(boot, _apply(server, boot.body), 0) is None
+    prop = walker.next(now)
+    assert prop is not None and prop.transition == "Boot_Licensed"
+    admitted = server.admit(ProposalRequest(body=prop.body), 10**15)
+    assert isinstance(admitted, Admitted) and admitted.transition.spec.guards == ("license",)
+    server.apply(admitted, [GuardOutcome(guard="license", ok=True, reasons=("licence valid",))], 10**15)
+    resent = server.admit(ProposalRequest(body=prop.body), 10**15)
+    assert isinstance(resent, Accepted) and resent.duplicate and resent.guards == []
+    assert walker.accepted(prop, resent.model_dump(mode="json"), 0) is None
+    assert walker.mirror.head_hash == server.head_hash
+    assert walker.mirror.document["control"]["top"] == "PROJECT_LIFECYCLE"
