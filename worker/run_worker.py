@@ -25,6 +25,7 @@ from workflows.lifecycle import ProjectLifecycle
 
 log = logging.getLogger("swoosh.worker")
 DEFAULT_METRICS_BIND = "127.0.0.1:9464"
+NO_STICKY_TASK_SLOTS = 1  # workflow tasks in flight on a worker without sticky cache (see build_worker)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +80,12 @@ def build_worker(
         workflow_runner=workflow_runner(),
         # 0 disables the sticky cache, so every task is a full replay (used to prove determinism).
         max_cached_workflows=0 if no_sticky else 1000,
+        # Without a cache the SDK core evicts the least recently used run after every completed
+        # workflow task, and that can be *another* run still waiting on its guard local activity:
+        # the activity is cancelled, that task is never answered, times out and is retried, and
+        # under load the retry meets the same fate (a project stuck in "Workflow Task in failed
+        # state"). One task at a time means the run just completed is the only run with a task.
+        max_concurrent_workflow_tasks=NO_STICKY_TASK_SLOTS if no_sticky else None,
         graceful_shutdown_timeout=__import__("datetime").timedelta(seconds=10),
     )
 
