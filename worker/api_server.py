@@ -24,7 +24,6 @@ from api.app import create_app
 from worker.keyring_file import load_keyring
 from worker.settings import Settings
 from workflows.keyring import Keyring
-from workflows.messages import LifecycleSettings
 
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -89,7 +88,7 @@ def build_server(
         tokens=settings.api.tokens,
         data_dir=Path(settings.data_dir),
         engine_config=settings.engine.config(),
-        lifecycle_settings=LifecycleSettings(snapshot_every=settings.engine.snapshot_every),
+        lifecycle_settings=settings.engine.lifecycle(),
     )
     config = uvicorn.Config(
         app,

@@ -35,7 +35,6 @@ from worker.settings import Settings
 from worker.testing import binary, register_search_attributes, search_attribute_flags
 from workflows.crypto import private_key_to_text, signer_id
 from workflows.keyring import Keyring
-from workflows.messages import LifecycleSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +141,7 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
             project = settings.api.default_project
             await ensure_project(
                 client, project, keyring, settings.temporal.task_queue, settings.engine.config(),
-                LifecycleSettings(snapshot_every=settings.engine.snapshot_every),
+                settings.engine.lifecycle(),
             )  # fmt: skip
             state = await read_state(client, project)
             api = await start_api(settings, client, keyring)

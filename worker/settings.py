@@ -22,6 +22,7 @@ from guards.facts import PolicyRuleSpec
 from workflows.crypto import public_key_of
 from workflows.engine import EngineConfig
 from workflows.errors import ConfigError
+from workflows.messages import LifecycleSettings
 
 ENV_PREFIX = "SWOOSH_"
 CONFIG_ENV = "SWOOSH_CONFIG"
@@ -63,10 +64,15 @@ class EngineSettings(_Section):
     idem_window: int = Field(default=1024, ge=16, le=4096)
     grace_ms: int = Field(default=900_000, ge=0)
     snapshot_every: int = Field(default=500, ge=1, le=1800)
+    reverb_snapshot_min: int = Field(default=100, ge=1, le=1800)
 
     def config(self) -> EngineConfig:
         """The engine's own config model."""
         return EngineConfig(max_offset_ms=self.max_offset_ms, idem_window=self.idem_window, grace_ms=self.grace_ms)
+
+    def lifecycle(self) -> LifecycleSettings:
+        """The snapshot cadence new projects start with."""
+        return LifecycleSettings(snapshot_every=self.snapshot_every, reverb_snapshot_min=self.reverb_snapshot_min)
 
 
 class ProviderSettings(_Section):

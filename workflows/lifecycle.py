@@ -62,6 +62,7 @@ SA_ENVIRONMENT = SearchAttributeKey.for_keyword("SwooshEnvironment")
 SA_EXECUTION = SearchAttributeKey.for_keyword("SwooshExecution")
 SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
 SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
+PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
 SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
 
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
@@ -118,6 +119,9 @@ class ProjectLifecycle:
         self.fence: tuple[int, int] | None = None  # the workflow task in which background code last ran
         self.seen = (0, 0)  # (history length, task time) of the latest activation our code ran in
         self.catch_up_at: int | None = None  # task time of a catch-up activation not yet followed by a new task
+        # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB. Asked once,
+        # as each run starts (before any handler), so that their histories replay unchanged.
+        self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
@@ -395,7 +399,7 @@ class ProjectLifecycle:
         self.undelivered.append(record)
         self.retained.append(record)
         self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
-        if snapshot_point:
+        if snapshot_point and self.engine.index - self.snapshot_index >= self.reverb_min:
             self.snapshot_wanted = True
         self._describe()
 

@@ -37,6 +37,11 @@ class LifecycleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     snapshot_every: int = Field(default=500, ge=1, le=1800)
+    # Execution_NextWindow (REVERB -> PLAN) is a snapshot point once this many transitions were
+    # applied since the last snapshot (1 = every REVERB). Each snapshot rewrites the whole state,
+    # idempotency window and retained records into history: in a tight EXECUTION loop a snapshot
+    # at every REVERB would cost far more history and time than the transitions themselves.
+    reverb_snapshot_min: int = Field(default=100, ge=1, le=1800)
     dr_batch: int = Field(default=64, ge=1, le=512)
     dr_flush_ms: int = Field(default=1000, ge=0)
     dr_retain: int = Field(default=128, ge=0, le=1024)

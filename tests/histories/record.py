@@ -3,7 +3,9 @@
 Runs a few scenarios on the time-skipping server and writes every run of each project workflow
 (following continue-as-new) as `tests/histories/<scenario>-run<k>.json`, the format
 `temporal workflow show --output json` writes. Re-record only for an intentional, versioned change
-of workflow code; the replay test exists to fail on unintentional ones.
+of workflow code; the replay test exists to fail on unintentional ones. Histories recorded by older
+code stay committed (they prove that versioned changes still replay them): record new scenarios by
+name, `python -m tests.histories.record reverb`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ async def snapshots(d: LifecycleDriver, facts: FakeFacts, client: Client) -> Non
     await d.step("Council_Eject", {"member": d.factory.council_members()[0], "reason": "unreachable"})
 
 
+async def reverb(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """EXECUTION loops under the REVERB snapshot minimum: the first REVERB snapshots, the next does not."""
+    await d.lifecycle()
+    await d.loop(3)
+
+
 async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.lifecycle()
     facts.license_status = "throttled"
@@ -74,6 +82,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "quarantine": (quarantine, LifecycleSettings()),
     "snapshots": (snapshots, LifecycleSettings(snapshot_every=4)),
     "grace": (grace, LifecycleSettings()),
+    "reverb": (reverb, LifecycleSettings(reverb_snapshot_min=6)),
 }
 
 
@@ -92,13 +101,15 @@ async def history_chain(client: Client, wf_id: str, first_run_id: str) -> list[d
     return out
 
 
-async def record(out_dir: Path = HERE) -> dict[str, dict[str, int]]:
+async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[str, dict[str, int]]:
     env = await start_time_skipping()
     stats: dict[str, dict[str, int]] = {}
     try:
         client = env.client
         object.__setattr__(client, "_swoosh_sleep", env.sleep)
         for name, (scenario, settings) in SCENARIOS.items():
+            if only and name not in only:
+                continue
             signers = Signers.generate()
             factory = ProposalFactory(signers, f"history-{name}")
             facts = FakeFacts()
@@ -128,7 +139,12 @@ async def record(out_dir: Path = HERE) -> dict[str, dict[str, int]]:
 
 
 def main() -> int:
-    stats = asyncio.run(record())
+    """`python -m tests.histories.record [SCENARIO ...]`: all scenarios, or only the named ones."""
+    unknown = set(sys.argv[1:]) - set(SCENARIOS)
+    if unknown:
+        print(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    stats = asyncio.run(record(only=sys.argv[1:] or None))
     for name, s in stats.items():
         print(
             f"{name}: {s['runs']} run(s), {s['events']} events, {s['accepted']} accepted by the caller", file=sys.stderr

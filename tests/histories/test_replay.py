@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -11,14 +12,48 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker.sandbox import workflow_runner
-from workflows.lifecycle import ProjectLifecycle
+from workflows.lifecycle import PATCH_REVERB_SNAPSHOT_MIN, ProjectLifecycle
 
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 
 
 def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
-    assert {"lifecycle", "quarantine", "snapshots", "grace"} <= names
+    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb"} <= names
+
+
+def _shape(name: str) -> list[tuple[int, bool, str]]:
+    """Per run of a committed scenario: (answered Updates, REVERB-minimum patch marker?, last event)."""
+    out = []
+    for path in sorted(Path(__file__).parent.glob(f"{name}-run*.json")):
+        events = json.loads(path.read_text())["events"]
+        updates = sum(e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED" for e in events)
+        patched = PATCH_REVERB_SNAPSHOT_MIN in {
+            json.loads(base64.b64decode(p["data"]))["id"]
+            for e in events
+            if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+            for p in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
+        }
+        out.append((updates, patched, events[-1]["eventType"].removeprefix("EVENT_TYPE_")))
+    return out
+
+
+def test_histories_from_before_the_reverb_minimum_snapshot_at_every_reverb() -> None:
+    """Recorded before the patch: one EXECUTION loop (4 transitions) per run; they must keep replaying."""
+    assert _shape("lifecycle") == [
+        (17, False, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+        (4, False, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+        (0, False, "WORKFLOW_TASK_COMPLETED"),
+    ]
+
+
+def test_reverb_snapshots_wait_for_the_minimum() -> None:
+    """reverb_snapshot_min=6: the REVERB at index 17 snapshots, the one at 21 (4 later) does not, 25 does."""
+    assert _shape("reverb") == [
+        (17, True, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+        (8, True, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+        (0, True, "WORKFLOW_TASK_COMPLETED"),
+    ]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
