@@ -7,7 +7,9 @@ In one run on one Temporal dev server (SQLite file), with one worker process and
 Each sequential (one caller: p50/p99 latency, throughput), 8 concurrent callers (throughput) and
 100 projects in parallel (throughput). SWOOSH callers run the EXECUTION loop — every transition has
 guards (a local activity, like the ceiling), approvals are signed, and every fourth transition is a
-snapshot point. The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
+REVERB snapshot point. The three paths are measured in interleaved rounds (bare, update, http, bare,
+…), so that drift on the machine and the growth of the server's database weigh on all of them alike;
+each figure is the total over its rounds. The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from workflows.proposal import ProposalRequest
 WINDOW = "backbeat:W-1"
 RESENDS: dict[str, int] = {}  # per transport: resends of the same body after a transient failure
 SEQ_OPS, C8_CALLERS, C8_OPS, P100_CALLERS, P100_OPS = 200, 8, 60, 100, 8
+ROUNDS = 4  # each measurement is split into this many interleaved rounds
 
 
 def free_port() -> int:
@@ -71,6 +74,12 @@ class Result:
 
 
 Op = Callable[[], Awaitable[None]]
+
+
+def merge(name: str, parts: list[Result]) -> Result:
+    """One figure from a measurement's rounds: all operations over the time spent in them."""
+    latencies = [x for r in parts for x in r.latencies]
+    return Result(name, sum(r.ops for r in parts), sum(r.seconds for r in parts), latencies)
 
 
 async def measure(name: str, callers: list[Callable[[int], Awaitable[None]]], ops_each: int) -> Result:
@@ -150,6 +159,7 @@ async def bench() -> list[Result]:
     keyring = root / "keyring.json"
     keyring.write_text(json.dumps(signers.keyring().model_dump(mode="json")))
     procs: list[subprocess.Popen[bytes]] = []
+    clients: list[httpx.AsyncClient] = []
     results: list[Result] = []
     try:
         worker = subprocess.Popen(
@@ -225,33 +235,52 @@ async def bench() -> list[Result]:
                 prepared = await prepare_projects(client, signers, tq, prefix, n)
 
                 def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
+                    # Every caller is its own agent with its own connection, as in production; one
+                    # shared httpx pool serving 100 concurrent callers slows the client, not SWOOSH.
+                    own = httpx.AsyncClient(base_url=base, timeout=30)
+                    clients.append(own)
+
                     async def send(body: dict[str, Any]) -> dict[str, Any]:
-                        for attempt in range(10):  # resend 429/503 like a real caller: same body, same idem_key
-                            r = await http.post(f"/v1/projects/{f.project_id}/transition", json=body)
-                            if r.status_code not in (429, 503):
-                                return dict(r.json())
+                        # Resend like a real caller (same body, same idem_key) on 429/503 and on a
+                        # connection the server closed while idle (uvicorn's keep-alive timeout).
+                        outcome = "no answer"
+                        for attempt in range(10):
+                            try:
+                                r = await own.post(f"/v1/projects/{f.project_id}/transition", json=body)
+                            except httpx.TransportError as err:
+                                outcome = f"{type(err).__name__}"
+                            else:
+                                if r.status_code not in (429, 503):
+                                    return dict(r.json())
+                                outcome = f"{r.status_code}: {r.text}"
                             RESENDS["http"] = RESENDS.get("http", 0) + 1
                             await asyncio.sleep(0.1 * (attempt + 1))
-                        raise RuntimeError(f"{body['transition']} answered {r.status_code} 10 times: {r.text}")
+                        raise RuntimeError(f"{body['transition']} not accepted after 10 attempts: {outcome}")
 
                     return SwooshCaller(f, head, doc, send)
 
                 return [caller(*p) for p in prepared]
 
-            for label, make in (
-                ("bare", lambda n, p: bare_callers(n)),
-                ("update", update_callers),
-                ("http", http_callers),
-            ):
-                seq = await make(1, f"{label}-seq")
-                await measure("warmup", seq, 8)
-                results.append(await measure(f"{label} sequential", seq, SEQ_OPS))
-                results.append(await measure(f"{label} 8 concurrent", await make(C8_CALLERS, f"{label}-c8"), C8_OPS))
-                results.append(
-                    await measure(f"{label} 100 projects", await make(P100_CALLERS, f"{label}-p100"), P100_OPS)
-                )
-                print(*(r.line() for r in results[-3:]), sep="\n", flush=True)
+            paths = (("bare", lambda n, p: bare_callers(n)), ("update", update_callers), ("http", http_callers))
+            shapes = (
+                ("sequential", 1, SEQ_OPS),
+                ("8 concurrent", C8_CALLERS, C8_OPS),
+                ("100 projects", P100_CALLERS, P100_OPS),
+            )
+            for shape, n, ops in shapes:
+                callers = {label: await make(n, f"{label}-{n}") for label, make in paths}
+                for label, _ in paths:
+                    await measure("warmup", callers[label][:8], 4)  # first tasks of fresh workflows
+                rounds: dict[str, list[Result]] = {label: [] for label, _ in paths}
+                for _ in range(ROUNDS):
+                    for label, _ in paths:
+                        rounds[label].append(await measure(label, callers[label], ops // ROUNDS))
+                for label, _ in paths:
+                    results.append(merge(f"{label} {shape}", rounds[label]))
+                    print(results[-1].line(), flush=True)
     finally:
+        for c in clients:
+            await c.aclose()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -268,10 +297,11 @@ def main() -> int:
     by = {r.name: r for r in results}
     c8 = by["http 8 concurrent"].tps / by["bare 8 concurrent"].tps
     seq = by["http sequential"].tps / by["bare sequential"].tps
-    upd_c8 = by["update 8 concurrent"].tps / by["bare 8 concurrent"].tps
-    upd_seq = by["update sequential"].tps / by["bare sequential"].tps
     print(f"resends after a transient failure (429/503/RPC error): {RESENDS or 'none'}")
-    print(f"update path vs bare: c8 {upd_c8:.2f}, sequential {upd_seq:.2f}")
+    for path in ("update", "http"):
+        shapes = ("sequential", "8 concurrent", "100 projects")
+        ratios = {s: by[f"{path} {s}"].tps / by[f"bare {s}"].tps for s in shapes}
+        print(f"{path} vs bare: " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
     print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
     return 0
 
