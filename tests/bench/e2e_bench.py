@@ -9,7 +9,10 @@ Each sequential (one caller: p50/p99 latency, throughput), 8 concurrent callers 
 guards (a local activity, like the ceiling), approvals are signed, and every fourth transition is a
 REVERB snapshot point. The three paths are measured in interleaved rounds (bare, update, http, bare,
 …), so that drift on the machine and the growth of the server's database weigh on all of them alike;
-each figure is the total over its rounds. The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
+each figure is the total over its rounds. Between rounds the benchmark waits, untimed, until the
+SWOOSH projects have delivered their decision records, so that no path's background work runs in
+another path's round; deliveries that fall inside a round are counted in it.
+The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, propose, read_state
+from api.projects import ensure_project, propose, read_health, read_state
 from worker.driver import LOOP, LifecycleDriver
 from worker.testing import binary, search_attribute_flags
 from workflows.answers import Accepted
@@ -124,6 +127,24 @@ class SwooshCaller:
             raise RuntimeError(f"{name} rejected: {answer}")
         self.head = answer["state_post_hash"]
         self.k += 1
+
+
+async def drained(client: Client, callers: list[Any], limit_s: float = 30.0) -> None:
+    """Wait, untimed, until SWOOSH projects have delivered the decision records of the last round.
+
+    Delivery is asynchronous by design (batched, up to `dr_flush_ms` after a transition). Without
+    this wait a round's deliveries would run inside the next path's round, billing one path's
+    work to another (it made the Update path look faster than the bare ceiling with 100 projects).
+    """
+    pids = [c.factory.project_id for c in callers if isinstance(c, SwooshCaller)]
+    deadline = time.monotonic() + limit_s
+    while pids and time.monotonic() < deadline:
+        views = await asyncio.gather(*(read_health(client, pid) for pid in pids))
+        pids = [pid for pid, v in zip(pids, views, strict=True) if v.undelivered]
+        if pids:
+            await asyncio.sleep(0.1)
+    if pids:
+        raise RuntimeError(f"{len(pids)} project(s) still delivering decision records after {limit_s:g} s")
 
 
 async def prepare_projects(
@@ -275,6 +296,7 @@ async def bench() -> list[Result]:
                 for _ in range(ROUNDS):
                     for label, _ in paths:
                         rounds[label].append(await measure(label, callers[label], ops // ROUNDS))
+                        await drained(client, callers[label])
                 for label, _ in paths:
                     results.append(merge(f"{label} {shape}", rounds[label]))
                     print(results[-1].line(), flush=True)
