@@ -11,8 +11,10 @@ import asyncio
 
 from temporalio.client import (
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.projects import turned_away
@@ -96,7 +98,9 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
             return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
         return Internal(f"Temporal answered {err.status.name}: {err.message}")
     if turned_away(err):
-        return Overloaded(f"{what} is busy recovering a workflow task; resend the same proposal")
+        # The workflow says why (a task being recovered, the decision-record sink behind).
+        cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+        return Overloaded(f"{what}: {cause.message if isinstance(cause, ApplicationError) else 'busy'}")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return Unavailable("the transition was not answered in time; resend it with the same idem_key")
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):

@@ -286,14 +286,22 @@ class ProjectLifecycle:
         """Reject what is decidable now, so those rejections write nothing to history."""
         if self._fenced():
             raise ApplicationError(
-                "the project is busy in this workflow task; resend the same proposal",
+                "the project is busy recovering a workflow task; resend the same proposal",
                 type=RETRY_LATER_ERROR_TYPE,
                 non_retryable=True,
             )
         try:
-            self.engine.admit(req, self._now_ms())
+            admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
             raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
+        backlog = len(self.undelivered)
+        if isinstance(admitted, Admitted) and backlog >= self.settings.dr_backlog_max:
+            # Back-pressure, not loss: duplicates and rejections are still answered.
+            raise ApplicationError(
+                f"the decision-record sink is behind ({backlog} records not yet delivered); resend later",
+                type=RETRY_LATER_ERROR_TYPE,
+                non_retryable=True,
+            )
 
     @workflow.signal(name=SIGNAL_PROPOSE)
     def propose(self, req: ProposalRequest) -> None:

@@ -45,6 +45,10 @@ class LifecycleSettings(BaseModel):
     dr_batch: int = Field(default=64, ge=1, le=512)
     dr_flush_ms: int = Field(default=1000, ge=0)
     dr_retain: int = Field(default=128, ge=0, le=1024)
+    # New transitions are turned away (retry later, nothing written) while this many decision records
+    # wait for the sink: undelivered records ride in every snapshot, and a snapshot larger than
+    # Temporal's 2 MB payload limit would fail the workflow. ~1.1 KB each: 512 keep it under 0.6 MB.
+    dr_backlog_max: int = Field(default=512, ge=1, le=1024)
     rejection_log: int = Field(default=100, ge=1, le=1000)
     guard_timeout_ms: int = Field(default=10_000, ge=100)
     deliver_timeout_ms: int = Field(default=30_000, ge=100)

@@ -301,3 +301,66 @@ async def test_lifecycle_snapshot_while_delivery_in_flight_keeps_going(
 
         await _wait_for(all_delivered, timeout_s=30)
         assert verify_chain(sink.read(factory.project_id, 0, 100)) is None
+
+
+class _DownSink:
+    """A sink that fails while `down`, then delivers to the JSONL sink it wraps."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.down = inner, True
+
+    async def deliver(self, project_id: str, records: list[dict]) -> object:  # type: ignore[type-arg]
+        if self.down:
+            raise ConnectionError("BUBBLE is down")
+        return await self.inner.deliver(project_id, records)  # type: ignore[attr-defined]
+
+
+async def test_lifecycle_turns_new_transitions_away_while_the_decision_sink_is_behind(
+    tsenv: WorkflowEnvironment, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
+) -> None:
+    """Back-pressure instead of an unbounded snapshot: nothing is lost, the caller resends later."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from activities.decisions import JsonlSink
+    from api.projects import turned_away
+    from worker.testing import lifecycle_worker
+
+    jsonl = JsonlSink(tmp_path / "down")
+    sink = _DownSink(jsonl)
+    async with lifecycle_worker(tsenv.client, facts=facts, sink=sink) as tq:
+        settings = LifecycleSettings(dr_backlog_max=3, dr_flush_ms=0, dr_batch=1)
+        d = await _driver(tsenv, tq, signers, factory, facts, settings=settings)
+        first = await read_state(tsenv.client, factory.project_id)
+        for name in ("Boot_ConfigOk", "Boot_Licensed"):
+            await d.step(name)
+        third = factory.body(
+            "Ingestion_SourcesResolved",
+            (await read_state(tsenv.client, factory.project_id)).hash,
+            await d.inputs_for("Ingestion_SourcesResolved"),
+        )
+        assert isinstance(await propose(tsenv.client, factory.project_id, ProposalRequest(body=third)), Accepted)
+        assert (await read_health(tsenv.client, factory.project_id)).undelivered == 3
+        state = await read_state(tsenv.client, factory.project_id)
+        body = factory.body("Ingestion_BytesOk", state.hash, await d.inputs_for("Ingestion_BytesOk"))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await propose(tsenv.client, factory.project_id, ProposalRequest(body=body))
+        assert turned_away(refused.value) and "sink is behind (3 records" in str(refused.value.cause)
+        after = await read_state(tsenv.client, factory.project_id)
+        assert (after.index, after.hash) == (state.index, state.hash), "a turned-away proposal changed the state"
+        # Duplicates and rejections are still answered.
+        again = await propose(tsenv.client, factory.project_id, ProposalRequest(body=third))
+        assert isinstance(again, Accepted) and again.duplicate and again.index == 3
+        old = factory.body("Ingestion_BytesOk", first.hash, await d.inputs_for("Ingestion_BytesOk"))
+        stale = await propose(tsenv.client, factory.project_id, ProposalRequest(body=old))
+        assert isinstance(stale, Rejected) and stale.error == "stale_state_hash"
+
+        sink.down = False
+        await tsenv.sleep(timedelta(minutes=2))  # the pump's back-off after failed deliveries
+
+        async def drained() -> bool:
+            return (await read_health(tsenv.client, factory.project_id)).undelivered == 0
+
+        await _wait_for(drained, timeout_s=30)
+        answer = await propose(tsenv.client, factory.project_id, ProposalRequest(body=body))
+        assert isinstance(answer, Accepted) and answer.index == 4
+        assert [r["index"] for r in jsonl.read(factory.project_id, 0, 100)] == [1, 2, 3]

@@ -275,5 +275,6 @@ async def test_an_update_turned_away_every_time_becomes_a_429_with_retry_after(m
         raise AssertionError("expected the last refusal to propagate")
     assert isinstance(problem, Overloaded)
     assert problem.status == 429 and problem.headers() == {"Retry-After": "1"}
+    assert problem.reason == "project p-1: busy", problem.reason  # the workflow's own reason
     other = WorkflowUpdateFailedError(ApplicationError("boom", type="ValueError"))
     assert not projects.turned_away(other) and translate(other) is other
