@@ -11,10 +11,8 @@ import asyncio
 
 from temporalio.client import (
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.projects import turned_away
@@ -97,10 +95,9 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
             # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
             return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
         return Internal(f"Temporal answered {err.status.name}: {err.message}")
-    if turned_away(err):
-        # The workflow says why (a task being recovered, the decision-record sink behind).
-        cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
-        return Overloaded(f"{what}: {cause.message if isinstance(cause, ApplicationError) else 'busy'}")
+    reason = turned_away(err)  # the workflow says why: a task being recovered, the decision sink behind
+    if reason is not None:
+        return Overloaded(f"{what}: {reason}")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return Unavailable("the transition was not answered in time; resend it with the same idem_key")
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):

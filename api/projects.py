@@ -104,10 +104,12 @@ def rejected_from(err: WorkflowUpdateFailedError) -> Rejected | None:
     return None
 
 
-def turned_away(err: BaseException) -> bool:
-    """True for an Update the workflow turned away unseen (nothing written): resending is safe."""
+def turned_away(err: BaseException) -> str | None:
+    """The workflow's reason when it turned an Update away unseen (nothing written: resending is safe)."""
     cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
-    return isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE
+    if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE:
+        return cause.message
+    return None
 
 
 # Waits between resends of an Update turned away with "retry later" (rare: only in a workflow task
@@ -124,7 +126,7 @@ async def _update(send: Callable[[], Awaitable[Accepted]]) -> Accepted | Rejecte
             rejected = rejected_from(err)
             if rejected is not None:
                 return rejected
-            if wait is None or not turned_away(err):
+            if wait is None or turned_away(err) is None:
                 raise
             await asyncio.sleep(wait)
     raise AssertionError("unreachable")
