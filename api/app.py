@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +19,10 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 from temporalio.client import Client
 
 from api import jsonlog
@@ -72,6 +74,36 @@ _ENVELOPE_BODY = {
 }
 
 HeaderStr = Annotated[str | None, Header()]
+TransitionEndpoint = Callable[[Scope, Receive, Send, str | None], Awaitable[None]]
+_V1_PROJECTS, _TRANSITION = "/v1/projects/", "/transition"
+
+
+class SwooshAPI(FastAPI):
+    """FastAPI, with the two transition routes answered before FastAPI's routing.
+
+    Transitions are the hot path: every one is a request. FastAPI's routing, dependency solving
+    and middleware layers cost more CPU per request here than all of SWOOSH's own API work (about
+    0.35 ms of the API's 2.7 ms, measured under `make bench`). The routes stay declared on the
+    app (they define the OpenAPI operations and serve requests under a root path); a request they
+    would match is handed to `transition_endpoint` instead, which does the same work: bearer
+    check, body limit, the same handler and the same error answers.
+    """
+
+    transition_endpoint: TransitionEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.transition_endpoint
+        if endpoint is None or scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+            return await super().__call__(scope, receive, send)
+        scope["app"] = self  # as Starlette sets it for its routes
+        path: str = scope["path"]
+        if path == _TRANSITION:
+            return await endpoint(scope, receive, send, None)
+        if path.startswith(_V1_PROJECTS) and path.endswith(_TRANSITION):
+            project_id = path[len(_V1_PROJECTS) : -len(_TRANSITION)]
+            if project_id and "/" not in project_id:
+                return await endpoint(scope, receive, send, project_id)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -90,7 +122,7 @@ def create_app(
     update_timeout_s: float = 60.0,
     query_timeout_s: float = 15.0,
     create_default_project: bool = True,
-) -> FastAPI:
+) -> SwooshAPI:
     """Build the API.
 
     Args:
@@ -131,15 +163,19 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="SWOOSH API", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
+    app = SwooshAPI(title="SWOOSH API", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway
 
     async def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        check_token(credentials.credentials if credentials is not None else None)
+
+    def check_token(token: str | None) -> None:
+        """`token`: the credentials of an `Authorization: Bearer …` header, None without one."""
         if not secrets:
             return
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        if token is None:
             raise Unauthorized("a bearer token is required")
-        given = credentials.credentials.encode()
+        given = token.encode()
         # Compare with every token (no early exit) so timing says nothing about which one matched.
         ok = False
         for token in secrets:
@@ -211,6 +247,27 @@ def create_app(
         raw = await read_body(request)
         outcome = await gateway.transition(raw, request.headers, path_project, started)
         return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
+
+    async def transition_endpoint(scope: Scope, receive: Receive, send: Send, path_project: str | None) -> None:
+        """Both transition routes, straight from ASGI (see `SwooshAPI`); answers exactly as the routes would."""
+        if path_project is not None:
+            scope["path_params"] = {"project_id": path_project}
+        request = Request(scope, receive)
+        response: Response
+        try:
+            # As FastAPI's HTTPBearer(auto_error=False) reads it.
+            authorization = request.headers.get("Authorization")
+            scheme, credentials = get_authorization_scheme_param(authorization)
+            bearer = bool(authorization and scheme and credentials) and scheme.lower() == "bearer"
+            check_token(credentials if bearer else None)
+            response = await transition(request, path_project)
+        except HttpProblem as exc:
+            response = await _problem(request, exc)
+        except Exception as exc:  # the same last resort as the app's handler for Exception
+            response = await _bug(request, exc)
+        await response(scope, receive, send)
+
+    app.transition_endpoint = transition_endpoint
 
     def check_project(project_id: str) -> RejectionBody | None:
         if PROJECT_ID_RE.fullmatch(project_id):

@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from tests.api.conftest import ServerFactory, Stack
+from worker.api_server import build_server
 from worker.cli import main as swoosh
 from worker.keyring_file import load_keyring
+from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +117,9 @@ def test_cli_api_serves_and_stops_gracefully(stack: Stack, tmp_path: Path) -> No
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert any(x.get("event") == "api_start" for x in lines) and any(x.get("event") == "api_stop" for x in lines)
     assert token not in (out + err).decode()
+
+
+def test_cli_api_server_parses_http_with_httptools() -> None:
+    server = build_server(Settings.load(environ={}), None, None, port=0)
+    server.config.load()
+    assert server.config.http_protocol_class.__name__ == "HttpToolsProtocol"
