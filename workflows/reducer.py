@@ -30,8 +30,22 @@ class Step:
     initials: dict[str, str]  # each machine's initial state, from the statechart
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def clone(value: Any) -> Any:
-    """Deep copy of a JSON-like value (faster than copy.deepcopy for plain data)."""
+    """Deep copy of a JSON-like value (faster than copy.deepcopy for plain data).
+
+    Exact type checks first: this runs inside Temporal's workflow sandbox, where builtins.isinstance
+    is wrapped and costs far more than `type(...)`.
+    """
+    t = type(value)
+    if t is dict:
+        return {k: v if type(v) in _SCALARS else clone(v) for k, v in value.items()}
+    if t is list:
+        return [v if type(v) in _SCALARS else clone(v) for v in value]
+    if t in _SCALARS:
+        return value
     if isinstance(value, dict):
         return {k: clone(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workflows.canonical import canonical_json, content_hash, is_hash, reject_floats
 
@@ -101,3 +106,46 @@ def test_reject_floats_names_the_path() -> None:
 def test_reject_floats_rejects_non_string_keys() -> None:
     with pytest.raises(ValueError, match="keys must be strings"):
         reject_floats({1: "x"})
+
+
+def _reference_reject_floats(value: Any, path: str = "$") -> None:
+    """The obvious recursive walk: reject_floats must raise exactly when (and as) this does."""
+    if isinstance(value, float):
+        raise ValueError(f"floats are not allowed ({path})")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"object keys must be strings ({path})")
+            _reference_reject_floats(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reference_reject_floats(item, f"{path}[{i}]")
+
+
+class _Flag(int):
+    pass
+
+
+_LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.floats() | st.builds(_Flag)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner)  # not traversed, as JSON has no tuples
+        | st.dictionaries(st.text(max_size=2) | st.integers(0, 3), inner, max_size=4)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=3).map(OrderedDict)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+def test_reject_floats_agrees_with_the_plain_recursive_walk(value: Any) -> None:
+    try:
+        _reference_reject_floats(value)
+    except ValueError as err:
+        with pytest.raises(ValueError) as got:
+            reject_floats(value)
+        assert str(got.value) == str(err)
+    else:
+        reject_floats(value)

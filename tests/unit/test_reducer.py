@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guards.council import members_hash
 from guards.readiness import region_hashes
@@ -503,3 +505,24 @@ def test_reduce_refuses_region_transition_outside_its_top_state() -> None:
     with pytest.raises(ProposalError) as err:
         reduce(chart, Driver().doc, chart.transitions["Environment_CapacityOk"], step({"allocations": ["a"]}))
     assert "needs the project in PROJECT_LIFECYCLE or RECOVERY" in err.value.reason
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=4),
+        max_leaves=15,
+    )
+)
+def test_clone_is_an_equal_copy_sharing_no_container(value: Any) -> None:
+    copy = clone(value)
+    assert copy == value
+
+    def containers(v: Any) -> list[int]:
+        if isinstance(v, dict):
+            return [id(v), *(i for x in v.values() for i in containers(x))]
+        if isinstance(v, list):
+            return [id(v), *(i for x in v for i in containers(x))]
+        return []
+
+    assert not set(containers(copy)) & set(containers(value))
