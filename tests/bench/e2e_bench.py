@@ -12,6 +12,9 @@ REVERB snapshot point. The three paths are measured in interleaved rounds (bare,
 each figure is the total over its rounds. Between rounds the benchmark waits, untimed, until the
 SWOOSH projects have delivered their decision records, so that no path's background work runs in
 another path's round; deliveries that fall inside a round are counted in it.
+A ratio compares a path with the bare ceiling round by round (each of its rounds ran right after a
+bare round): the last line gives the median of those paired ratios, which one noisy round on a shared
+machine cannot swing; the ratios of the pooled totals and the range over rounds are printed above it.
 The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
 """
 
@@ -28,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +50,8 @@ from workflows.proposal import ProposalRequest
 
 WINDOW = "backbeat:W-1"
 RESENDS: dict[str, int] = {}  # per transport: resends of the same body after a transient failure
-SEQ_OPS, C8_CALLERS, C8_OPS, P100_CALLERS, P100_OPS = 200, 8, 60, 100, 8
-ROUNDS = 4  # each measurement is split into this many interleaved rounds
+SEQ_OPS, C8_CALLERS, C8_OPS, P100_CALLERS, P100_OPS = 360, 8, 120, 100, 12
+ROUNDS = 6  # each measurement is split into this many interleaved rounds
 
 
 def free_port() -> int:
@@ -63,6 +66,7 @@ class Result:
     ops: int
     seconds: float
     latencies: list[float]
+    round_tps: list[float] = field(default_factory=list)  # one figure per interleaved round
 
     @property
     def tps(self) -> float:
@@ -82,7 +86,12 @@ Op = Callable[[], Awaitable[None]]
 def merge(name: str, parts: list[Result]) -> Result:
     """One figure from a measurement's rounds: all operations over the time spent in them."""
     latencies = [x for r in parts for x in r.latencies]
-    return Result(name, sum(r.ops for r in parts), sum(r.seconds for r in parts), latencies)
+    return Result(name, sum(r.ops for r in parts), sum(r.seconds for r in parts), latencies, [r.tps for r in parts])
+
+
+def paired(path: Result, bare: Result) -> list[float]:
+    """The path's throughput over the bare ceiling's, round by round (each pair ran back to back)."""
+    return sorted(p / b for p, b in zip(path.round_tps, bare.round_tps, strict=True))
 
 
 async def measure(name: str, callers: list[Callable[[int], Awaitable[None]]], ops_each: int) -> Result:
@@ -317,13 +326,19 @@ async def bench() -> list[Result]:
 def main() -> int:
     results = asyncio.run(bench())
     by = {r.name: r for r in results}
-    c8 = by["http 8 concurrent"].tps / by["bare 8 concurrent"].tps
-    seq = by["http sequential"].tps / by["bare sequential"].tps
+    shapes = ("sequential", "8 concurrent", "100 projects")
     print(f"resends after a transient failure (429/503/RPC error): {RESENDS or 'none'}")
+    medians: dict[tuple[str, str], float] = {}
     for path in ("update", "http"):
-        shapes = ("sequential", "8 concurrent", "100 projects")
-        ratios = {s: by[f"{path} {s}"].tps / by[f"bare {s}"].tps for s in shapes}
-        print(f"{path} vs bare: " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
+        pooled = {s: by[f"{path} {s}"].tps / by[f"bare {s}"].tps for s in shapes}
+        print(f"{path} vs bare, pooled over all rounds: " + ", ".join(f"{s} {r:.2f}" for s, r in pooled.items()))
+        parts = []
+        for s in shapes:
+            ratios = paired(by[f"{path} {s}"], by[f"bare {s}"])
+            medians[path, s] = statistics.median(ratios)
+            parts.append(f"{s} {medians[path, s]:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+        print(f"{path} vs bare, median of {ROUNDS} paired rounds (min-max): " + ", ".join(parts))
+    c8, seq = medians["http", "8 concurrent"], medians["http", "sequential"]
     print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
     return 0
 
