@@ -67,6 +67,7 @@ class Result:
     seconds: float
     latencies: list[float]
     round_tps: list[float] = field(default_factory=list)  # one figure per interleaved round
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds each process spent in it
 
     @property
     def tps(self) -> float:
@@ -86,7 +87,50 @@ Op = Callable[[], Awaitable[None]]
 def merge(name: str, parts: list[Result]) -> Result:
     """One figure from a measurement's rounds: all operations over the time spent in them."""
     latencies = [x for r in parts for x in r.latencies]
-    return Result(name, sum(r.ops for r in parts), sum(r.seconds for r in parts), latencies, [r.tps for r in parts])
+    cpu = {k: sum(r.cpu_s.get(k, 0.0) for r in parts) for k in parts[0].cpu_s}
+    return Result(
+        name, sum(r.ops for r in parts), sum(r.seconds for r in parts), latencies, [r.tps for r in parts], cpu
+    )
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of the benchmark's processes, from /proc (Linux; empty elsewhere).
+
+    With one caller at a time the processes barely overlap, so a transition's latency follows the CPU
+    all of them spend on it; these figures say where it goes, and vary far less than timings do.
+    """
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def watch(self, name: str, pid: int | None) -> None:
+        if pid is not None and Path(f"/proc/{pid}/stat").exists():
+            self.pids[name] = pid
+
+    def sample(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[name] = (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
+        return out
+
+
+def pid_running(fragment: str) -> int | None:
+    """The pid of the process whose command line contains `fragment` (the dev server), if any."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if fragment.encode() in cmdline.read_bytes():
+                return int(cmdline.parent.name)
+        except OSError:
+            continue
+    return None
+
+
+METER = CpuMeter()
 
 
 def paired(path: Result, bare: Result) -> list[float]:
@@ -103,9 +147,12 @@ async def measure(name: str, callers: list[Callable[[int], Awaitable[None]]], op
             await caller(i)
             latencies.append(time.perf_counter() - t0)
 
+    cpu0 = METER.sample()
     t0 = time.perf_counter()
     await asyncio.gather(*(run(c) for c in callers))
-    return Result(name, len(callers) * ops_each, time.perf_counter() - t0, latencies)
+    seconds = time.perf_counter() - t0
+    cpu = {k: v - cpu0[k] for k, v in METER.sample().items() if k in cpu0}
+    return Result(name, len(callers) * ops_each, seconds, latencies, [], cpu)
 
 
 class SwooshCaller:
@@ -197,6 +244,9 @@ async def bench() -> list[Result]:
             stdout=subprocess.PIPE, stderr=open(root / "worker.log", "wb"),
         )  # fmt: skip
         procs.append(worker)
+        METER.watch("client", os.getpid())
+        METER.watch("worker", worker.pid)
+        METER.watch("server", pid_running(str(root / "temporal.db")))
         assert worker.stdout is not None
         if worker.stdout.readline().strip() != b"ready":
             raise RuntimeError(f"the benchmark worker did not start; see {root / 'worker.log'}")
@@ -207,6 +257,7 @@ async def bench() -> list[Result]:
         api = subprocess.Popen([sys.executable, "-m", "worker.cli", "api", "--log-level", "warning"], env=api_env,
                                stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
         procs.append(api)
+        METER.watch("api", api.pid)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=200)) as http:
             for _ in range(300):
@@ -338,6 +389,14 @@ def main() -> int:
             medians[path, s] = statistics.median(ratios)
             parts.append(f"{s} {medians[path, s]:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
         print(f"{path} vs bare, median of {ROUNDS} paired rounds (min-max): " + ", ".join(parts))
+    if by["bare sequential"].cpu_s:
+        print("CPU ms per transition, by process (client = this benchmark's callers):")
+        for s in shapes:
+            for path in ("bare", "update", "http"):
+                r = by[f"{path} {s}"]
+                each = {k: v / r.ops * 1000 for k, v in r.cpu_s.items() if path == "http" or k != "api"}
+                cells = " ".join(f"{k} {v:5.2f}" for k, v in each.items())
+                print(f"  {path:<6} {s:<12} {cells}  total {sum(each.values()):5.2f}")
     c8, seq = medians["http", "8 concurrent"], medians["http", "sequential"]
     print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
     return 0
