@@ -61,7 +61,9 @@ class EngineSettings(_Section):
     """Knobs that change decisions (carried into every snapshot) and the snapshot cadence."""
 
     max_offset_ms: int = Field(default=60_000, ge=0)
-    idem_window: int = Field(default=1024, ge=16, le=4096)
+    # At most 1024: an entry is up to ~0.9 KB and the window rides in every snapshot, which must stay
+    # under Temporal's 2 MB payload limit together with the decision records waiting for the sink.
+    idem_window: int = Field(default=1024, ge=16, le=1024)
     grace_ms: int = Field(default=900_000, ge=0)
     snapshot_every: int = Field(default=500, ge=1, le=1800)
     reverb_snapshot_min: int = Field(default=100, ge=1, le=1800)

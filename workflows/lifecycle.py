@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from guards.outcome import GuardOutcome, failed
     from guards.policy import BUILTIN_RULES, scan
     from workflows.answers import Accepted, GuardResult, Rejected
+    from workflows.canonical import canonical_json
     from workflows.document import phases, validate_document
     from workflows.engine import Admitted, Engine
     from workflows.errors import ProposalError
@@ -63,6 +65,7 @@ SA_EXECUTION = SearchAttributeKey.for_keyword("SwooshExecution")
 SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
 SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
 PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
+PATCH_RECORD_BYTES = "decision-record-byte-limits"
 SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
 
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
@@ -122,6 +125,10 @@ class ProjectLifecycle:
         # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB. Asked once,
         # as each run starts (before any handler), so that their histories replay unchanged.
         self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
+        # Delivery batches and retained records limited in bytes too (see LifecycleSettings); runs
+        # recorded before keep their count-only batches on replay.
+        self.byte_limits = workflow.patched(PATCH_RECORD_BYTES)
+        self.record_sizes: dict[int, int] = {}  # decision-record index -> canonical JSON bytes (a memo)
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
@@ -294,14 +301,16 @@ class ProjectLifecycle:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
             raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
-        backlog = len(self.undelivered)
-        if isinstance(admitted, Admitted) and backlog >= self.settings.dr_backlog_max:
-            # Back-pressure, not loss: duplicates and rejections are still answered.
-            raise ApplicationError(
-                f"the decision-record sink is behind ({backlog} records not yet delivered); resend later",
-                type=RETRY_LATER_ERROR_TYPE,
-                non_retryable=True,
-            )
+        if isinstance(admitted, Admitted):
+            backlog, size = len(self.undelivered), self._bytes(self.undelivered)
+            if backlog >= self.settings.dr_backlog_max or size >= self.settings.dr_backlog_bytes:
+                # Back-pressure, not loss: duplicates and rejections are still answered.
+                raise ApplicationError(
+                    f"the decision-record sink is behind ({backlog} records, {size // 1024} KiB not yet "
+                    "delivered); resend later",
+                    type=RETRY_LATER_ERROR_TYPE,
+                    non_retryable=True,
+                )
 
     @workflow.signal(name=SIGNAL_PROPOSE)
     def propose(self, req: ProposalRequest) -> None:
@@ -406,6 +415,10 @@ class ProjectLifecycle:
     def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool) -> None:
         self.undelivered.append(record)
         self.retained.append(record)
+        if self.byte_limits:
+            retained = self._bytes(self.retained)
+            while len(self.retained) > 1 and retained > self.settings.dr_retain_bytes:
+                retained -= self._size(self.retained.popleft())  # older records: from the sink
         self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
         if snapshot_point and self.engine.index - self.snapshot_index >= self.reverb_min:
             self.snapshot_wanted = True
@@ -422,6 +435,36 @@ class ProjectLifecycle:
         )
 
     # ------------------------------------------------------------------ decision-record delivery
+    def _size(self, record: dict[str, Any]) -> int:
+        index = int(record["index"])
+        size = self.record_sizes.get(index)
+        if size is None:
+            size = self.record_sizes[index] = len(canonical_json(record))
+        return size
+
+    def _bytes(self, records: Iterable[dict[str, Any]]) -> int:
+        return sum(self._size(r) for r in records)
+
+    def _batch(self) -> list[dict[str, Any]]:
+        """The next delivery: the oldest undelivered records, at most dr_batch and dr_batch_bytes (at least one)."""
+        s = self.settings
+        if not self.byte_limits:
+            return self.undelivered[: s.dr_batch]
+        batch: list[dict[str, Any]] = []
+        total = 0
+        for record in self.undelivered[: s.dr_batch]:
+            total += self._size(record)
+            if batch and total > s.dr_batch_bytes:
+                break
+            batch.append(record)
+        return batch
+
+    def _batch_full(self) -> bool:
+        s = self.settings
+        if len(self.undelivered) >= s.dr_batch:
+            return True
+        return self.byte_limits and self._bytes(self.undelivered) >= s.dr_batch_bytes
+
     async def _deliver_loop(self) -> None:
         s = self.settings
         while True:
@@ -430,13 +473,11 @@ class ProjectLifecycle:
                 lambda: bool(self.undelivered) and not self.draining and workflow.all_handlers_finished()
             )
             self._resumed()
-            if len(self.undelivered) < s.dr_batch and s.dr_flush_ms > 0:
+            if not self._batch_full() and s.dr_flush_ms > 0:
                 self.pump_state = "flushing"
                 try:
                     await workflow.wait_condition(
-                        lambda: (
-                            (len(self.undelivered) >= s.dr_batch and workflow.all_handlers_finished()) or self.draining
-                        ),
+                        lambda: (self._batch_full() and workflow.all_handlers_finished()) or self.draining,
                         timeout=timedelta(milliseconds=s.dr_flush_ms),
                         timeout_summary="decision-record flush",
                     )
@@ -449,7 +490,7 @@ class ProjectLifecycle:
             if self.draining:
                 continue
             self._publish_search_attributes()
-            batch = self.undelivered[: s.dr_batch]
+            batch = self._batch()
             self.pump_state = "delivering"
             try:
                 result = await workflow.execute_activity(

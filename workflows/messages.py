@@ -49,6 +49,13 @@ class LifecycleSettings(BaseModel):
     # wait for the sink: undelivered records ride in every snapshot, and a snapshot larger than
     # Temporal's 2 MB payload limit would fail the workflow. ~1.1 KB each: 512 keep it under 0.6 MB.
     dr_backlog_max: int = Field(default=512, ge=1, le=1024)
+    # The same limits in bytes (canonical JSON of the records). A record is about 1.1 KB, but one
+    # carrying 64 evidence references of 512 characters is about 33 KB: counts alone would let the
+    # snapshot (idempotency window ~0.9 MB at most + records) or a delivery batch pass Temporal's
+    # 2 MB payload limit, and a workflow task that cannot complete leaves the project stuck.
+    dr_batch_bytes: int = Field(default=256 * 1024, ge=4096, le=1024 * 1024)
+    dr_retain_bytes: int = Field(default=128 * 1024, ge=0, le=512 * 1024)
+    dr_backlog_bytes: int = Field(default=256 * 1024, ge=4096, le=512 * 1024)
     rejection_log: int = Field(default=100, ge=1, le=1000)
     guard_timeout_ms: int = Field(default=10_000, ge=100)
     deliver_timeout_ms: int = Field(default=30_000, ge=100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -361,6 +362,71 @@ async def test_lifecycle_turns_new_transitions_away_while_the_decision_sink_is_b
             return (await read_health(tsenv.client, factory.project_id)).undelivered == 0
 
         await _wait_for(drained, timeout_s=30)
+        assert [r["index"] for r in jsonl.read(factory.project_id, 0, 100)] == [1, 2, 3]
         answer = await propose(tsenv.client, factory.project_id, ProposalRequest(body=body))
         assert isinstance(answer, Accepted) and answer.index == 4
-        assert [r["index"] for r in jsonl.read(factory.project_id, 0, 100)] == [1, 2, 3]
+
+
+def _max_evidence(n: int, transition: str) -> list[str]:
+    """64 references of 512 characters: the largest evidence a proposal may carry (~33 KB per record)."""
+    return [f"ucxl://evidence/{n}/{k}/{transition}/".ljust(512, "e") for k in range(64)]
+
+
+async def test_lifecycle_snapshots_with_large_decision_records_stay_under_the_payload_limit(
+    tsenv: WorkflowEnvironment,
+    task_queue: str,
+    signers: Signers,
+    factory: ProposalFactory,
+    facts: FakeFacts,
+    tmp_path: Path,
+) -> None:
+    """Records bounded in bytes: ~75 records of 33 KB would make a 2.5 MB snapshot and a stuck project."""
+    settings = LifecycleSettings(snapshot_every=90)
+    d = await _driver(tsenv, task_queue, signers, factory, facts, settings=settings)
+    await d.lifecycle()
+    n = 0
+    while n < 100:  # past the snapshot at 90 transitions
+        for t in LOOP:
+            await asyncio.wait_for(d.step(t, evidence=_max_evidence(n, t)), 30)
+            n += 1
+    health = await read_health(tsenv.client, factory.project_id)
+    assert health.runs >= 1 and health.index == 13 + n
+    page = await read_decisions(tsenv.client, factory.project_id, 0, 1000)
+    assert page.first_retained_index is not None and page.first_retained_index > health.index - 8
+    assert sum(len(str(r)) for r in page.records) < 200 * 1024
+    sink = tmp_path / "decisions" / f"{factory.project_id}.jsonl"
+
+    async def delivered() -> bool:
+        await tsenv.sleep(timedelta(seconds=2))
+        return sink.exists() and len(sink.read_text().splitlines()) == health.index
+
+    await _wait_for(delivered, timeout_s=60)
+    records = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(1, health.index + 1))
+    assert verify_chain(records) is None
+
+
+async def test_lifecycle_turns_transitions_away_when_undelivered_records_reach_the_byte_limit(
+    tsenv: WorkflowEnvironment, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
+) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from activities.decisions import JsonlSink
+    from api.projects import turned_away
+    from worker.testing import lifecycle_worker
+
+    sink = _DownSink(JsonlSink(tmp_path / "down"))
+    async with lifecycle_worker(tsenv.client, facts=facts, sink=sink) as tq:
+        d = await _driver(tsenv, tq, signers, factory, facts, settings=LifecycleSettings(dr_flush_ms=0, dr_batch=1))
+        await d.lifecycle()
+        accepted = 0
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            for n in range(40):
+                for t in LOOP:
+                    await asyncio.wait_for(d.step(t, evidence=_max_evidence(n, t)), 30)
+                    accepted += 1
+        assert turned_away(refused.value) and "KiB not yet delivered" in str(refused.value.cause)
+        health = await read_health(tsenv.client, factory.project_id)
+        # 256 KiB of ~33 KB records, far below the 512-record limit; nothing was lost.
+        assert 6 <= accepted <= 10 and health.index == 13 + accepted
+        assert health.undelivered == health.index
