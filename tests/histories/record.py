@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from api.factory import ProposalFactory, Signers
 from api.projects import ensure_project, read_state
-from worker.driver import LifecycleDriver
+from worker.driver import LOOP, LifecycleDriver
 from worker.testing import FakeFacts, lifecycle_worker, start_time_skipping
 from workflows.engine import EngineConfig
 from workflows.messages import LifecycleSettings, workflow_id
@@ -61,6 +61,13 @@ async def reverb(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.loop(3)
 
 
+async def records(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Decision records bounded in bytes: large evidence, so each delivery batch holds a single record."""
+    await d.lifecycle()
+    for t in LOOP:
+        await d.step(t, evidence=[f"ucxl://evidence/{t}/{k}/".ljust(100, "e") for k in range(64)])
+
+
 async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.lifecycle()
     facts.license_status = "throttled"
@@ -83,6 +90,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "snapshots": (snapshots, LifecycleSettings(snapshot_every=4)),
     "grace": (grace, LifecycleSettings()),
     "reverb": (reverb, LifecycleSettings(reverb_snapshot_min=6)),
+    "records": (records, LifecycleSettings(dr_batch_bytes=4096, dr_retain_bytes=16384)),
 }
 
 

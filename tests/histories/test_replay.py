@@ -12,14 +12,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker.sandbox import workflow_runner
-from workflows.lifecycle import PATCH_REVERB_SNAPSHOT_MIN, ProjectLifecycle
+from workflows.canonical import canonical_json
+from workflows.lifecycle import PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN, ProjectLifecycle
 
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 
 
 def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
-    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb"} <= names
+    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -54,6 +55,45 @@ def test_reverb_snapshots_wait_for_the_minimum() -> None:
         (8, True, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
         (0, True, "WORKFLOW_TASK_COMPLETED"),
     ]
+
+
+def _patches(events: list[dict]) -> set[str]:  # type: ignore[type-arg]
+    return {
+        json.loads(base64.b64decode(p["data"]))["id"]
+        for e in events
+        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+        for p in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
+    }
+
+
+def test_histories_from_before_the_byte_limits_deliver_by_count() -> None:
+    for path in Path(__file__).parent.glob("*-run*.json"):
+        if not path.name.startswith("records-"):
+            assert PATCH_RECORD_BYTES not in _patches(json.loads(path.read_text())["events"]), path.name
+
+
+def test_records_are_delivered_in_batches_limited_in_bytes() -> None:
+    """dr_batch_bytes=4096: three ~1.1 KB lifecycle records per delivery, each ~8 KB record alone."""
+    events = json.loads((Path(__file__).parent / "records-run0.json").read_text())["events"]
+    assert PATCH_RECORD_BYTES in _patches(events)
+    batches = []
+    for e in events:
+        scheduled = e.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "swoosh.deliver_decisions":
+            request = json.loads(base64.b64decode(scheduled["input"]["payloads"][0]["data"]))
+            batches.append([(r["index"], len(canonical_json(r))) for r in request["records"]])
+    assert [[i for i, _ in b] for b in batches] == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7, 8, 9],
+        [10, 11, 12],
+        [13],
+        [14],
+        [15],
+        [16],
+        [17],
+    ]
+    assert all(len(b) == 1 or sum(size for _, size in b) <= 4096 for b in batches)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
