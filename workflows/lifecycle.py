@@ -66,6 +66,8 @@ SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
 SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
 PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
 PATCH_RECORD_BYTES = "decision-record-byte-limits"
+# Reasons can quote a caller's text (a malformed hlc, say); a signal's body may be megabytes.
+REJECTION_REASON_CHARS = 1000
 SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
 
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
@@ -333,10 +335,10 @@ class ProjectLifecycle:
                 body = req.body if isinstance(req.body, dict) else {}
                 self.rejections.append(
                     RejectionLogEntry(
-                        idem_key=_str_or_none(body.get("idem_key") or req.header_fields.get("idem_key")),
-                        transition=_str_or_none(body.get("transition")),
+                        idem_key=_clip(body.get("idem_key") or req.header_fields.get("idem_key"), 256),
+                        transition=_clip(body.get("transition"), 64),
                         error=rejected.error,
-                        reason=rejected.reason,
+                        reason=_clip(rejected.reason, REJECTION_REASON_CHARS) or "",
                         failing_guard=rejected.failing_guard,
                         at_index=self.engine.index,
                     )
@@ -606,5 +608,8 @@ def _result(o: GuardOutcome) -> GuardResult:
     return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
 
 
-def _str_or_none(v: object) -> str | None:
-    return v if isinstance(v, str) else None
+def _clip(v: object, limit: int) -> str | None:
+    """A caller's string, cut to `limit` characters: the rejection log rides in every snapshot."""
+    if not isinstance(v, str):
+        return None
+    return v if len(v) <= limit else v[: limit - 1] + "…"

@@ -237,6 +237,25 @@ async def test_lifecycle_signal_path_applies_and_logs_rejections(
     assert (await read_head(tsenv.client, factory.project_id)).index == 1
 
 
+async def test_lifecycle_signal_rejections_are_logged_with_bounded_text(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    """A rejection quoting a caller's 200 KB field would otherwise ride in every snapshot."""
+    await _driver(tsenv, task_queue, signers, factory, facts)
+    head = (await read_head(tsenv.client, factory.project_id)).hash
+    huge = {**factory.body("Boot_ConfigOk", head, {}), "hlc": "x" * 200_000, "transition": "T" * 100_000}
+    await signal_proposal(tsenv.client, factory.project_id, ProposalRequest(body=huge))
+
+    async def processed() -> bool:
+        return len(await read_rejections(tsenv.client, factory.project_id)) == 1
+
+    await _wait_for(processed)
+    entry = (await read_rejections(tsenv.client, factory.project_id))[0]
+    assert entry.error == "schema"
+    assert len(entry.reason) <= 1000 and entry.reason.endswith("…")
+    assert entry.transition is not None and len(entry.transition) == 64
+
+
 async def test_lifecycle_forced_snapshot_keeps_state(
     tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
 ) -> None:
