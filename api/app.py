@@ -19,7 +19,6 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
@@ -255,11 +254,8 @@ def create_app(
         request = Request(scope, receive)
         response: Response
         try:
-            # As FastAPI's HTTPBearer(auto_error=False) reads it.
-            authorization = request.headers.get("Authorization")
-            scheme, credentials = get_authorization_scheme_param(authorization)
-            bearer = bool(authorization and scheme and credentials) and scheme.lower() == "bearer"
-            check_token(credentials if bearer else None)
+            credentials = await _bearer(request)  # the routes' own security scheme, read the same way
+            check_token(credentials.credentials if credentials is not None else None)
             response = await transition(request, path_project)
         except HttpProblem as exc:
             response = await _problem(request, exc)
