@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 import httpx
 
-from guards.facts import BeatFrame, WindowClass
-from worker.settings import BackbeatSettings
+from swoosh.guards.facts import BeatFrame
+from swoosh.worker.settings import BackbeatSettings
+from swoosh.workflows.statechart import WindowClass
 
 log = logging.getLogger("swoosh.activities.backbeat")
 

@@ -18,9 +18,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.canonical import canonical_json
-from workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult
-from workflows.proposal import PROJECT_ID_RE
+from swoosh.workflows.canonical import canonical_json
+from swoosh.workflows.ids import PROJECT_ID_RE
+from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult
 
 
 class DecisionSink(Protocol):

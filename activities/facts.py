@@ -24,12 +24,12 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from activities.backbeat import EmbeddedBeatProvider, HttpBeatProvider, Schedule
-from activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider
-from activities.mcp import EmbeddedMcpProvider, HttpMcpProvider
-from activities.shhh import EmbeddedPolicyProvider, HttpPolicyProvider
-from guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
-from worker.settings import ProviderSettings, Settings
+from swoosh.activities.backbeat import EmbeddedBeatProvider, HttpBeatProvider, Schedule
+from swoosh.activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider
+from swoosh.activities.mcp import EmbeddedMcpProvider, HttpMcpProvider
+from swoosh.activities.shhh import EmbeddedPolicyProvider, HttpPolicyProvider
+from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
+from swoosh.worker.settings import ProviderSettings, Settings
 
 log = logging.getLogger("swoosh.activities.facts")
 

@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
-from activities.facts import network_allowed
-from guards.evaluate import evaluate_guards
-from guards.facts import Facts
-from workflows.messages import ACTIVITY_GUARDS, GuardRequest, GuardResponse
+from swoosh.activities.facts import network_allowed
+from swoosh.guards.evaluate import evaluate_guards
+from swoosh.guards.facts import Facts
+from swoosh.workflows.messages import ACTIVITY_GUARDS, GuardRequest, GuardResponse
 
 
 class FactsSource(Protocol):

@@ -22,8 +22,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guards.facts import LicenseFact
-from workflows.crypto import private_key_from_text, private_key_to_text, sign_object, signer_id, verify_object
+from swoosh.guards.facts import LicenseFact
+from swoosh.workflows.crypto import private_key_from_text, private_key_to_text, sign_object, signer_id, verify_object
 
 log = logging.getLogger("swoosh.activities.kaching")
 

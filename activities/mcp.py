@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from guards.facts import McpFact
+from swoosh.guards.facts import McpFact
 
 log = logging.getLogger("swoosh.activities.mcp")
 

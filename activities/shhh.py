@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from guards.facts import PolicyFact, PolicyRuleSpec
-from guards.policy import BUILTIN_RULES, redact
-from workflows.canonical import content_hash
+from swoosh.guards.facts import PolicyFact, PolicyRuleSpec
+from swoosh.guards.policy import BUILTIN_RULES, redact
+from swoosh.workflows.canonical import content_hash
 
 log = logging.getLogger("swoosh.activities.shhh")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.answers import GuardResult, Rejected
-from workflows.errors import RejectionCode
+from swoosh.workflows.answers import GuardResult, Rejected
+from swoosh.workflows.errors import RejectionCode
 
 
 class RejectionBody(Rejected):

@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 
-from activities.backbeat import Schedule
-from api.clock import HLCClock
-from api.factory import ProposalFactory, Signers
-from chaos.schedule import Profile, ProposalFaults
-from worker.driver import valid_inputs
-from workflows.hlc import HLC
-from workflows.statechart import default_statechart
+from swoosh.activities.backbeat import Schedule
+from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.chaos.schedule import Profile, ProposalFaults
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.testing.driver import valid_inputs
 
 CHART = default_statechart()
 REGION_STEPS: dict[str, dict[str, str]] = {

@@ -12,9 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from chaos.report import RecoveryMetrics
-from chaos.schedule import PROFILES, build_schedule, schedule_digest
-from chaos.stack import StackError
+from swoosh.chaos.report import RecoveryMetrics
+from swoosh.chaos.schedule import PROFILES, build_schedule, schedule_digest
+from swoosh.chaos.stack import StackError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def main(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    from chaos.process import cancel_on_signal
-    from chaos.runner import run_chaos
+    from swoosh.chaos.process import cancel_on_signal
+    from swoosh.chaos.runner import run_chaos
 
     try:
         report = asyncio.run(cancel_on_signal(run_chaos(args.seed, profile, root, log=_log, metrics=metrics)))

@@ -14,20 +14,20 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
-from api.projects import read_head
-from chaos.callers import ReceivedAnswer
-from chaos.faults import ResetMark
-from chaos.invariants import CHART, ProjectEvidence, Step
-from worker.audit import audit, read_records
-from worker.fold import (
+from swoosh.chaos.callers import ReceivedAnswer
+from swoosh.chaos.faults import ResetMark
+from swoosh.chaos.invariants import CHART, ProjectEvidence, Step
+from swoosh.workflows.engine import Engine
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.client import read_head
+from swoosh.workflows.reducer import clone
+from swoosh.workflows.replay.audit import audit, read_records
+from swoosh.workflows.replay.fold import (
     apply_record,  # the fold's own re-application, shared so both agree
     order_runs,
 )
-from worker.history import RunFacts, fetch_project_runs, run_facts
-from worker.replay import replay_projects
-from workflows.engine import Engine
-from workflows.messages import workflow_id
-from workflows.reducer import clone
+from swoosh.workflows.replay.history import RunFacts, fetch_project_runs, run_facts
+from swoosh.workflows.replay.replayer import replay_projects
 
 
 def is_reset_victim(history: WorkflowHistory) -> bool:

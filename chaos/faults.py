@@ -27,12 +27,13 @@ from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType, ResetRea
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHistory
 
-from api.projects import request_snapshot
-from chaos.callers import Caller, Shared
-from chaos.schedule import FaultEvent
-from chaos.stack import Stack
-from workflows.answers import Accepted
-from workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, LifecycleInput, workflow_id
+from swoosh.chaos.callers import Caller, Shared
+from swoosh.chaos.schedule import FaultEvent
+from swoosh.chaos.stack import Stack
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.client import request_snapshot
+from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, LifecycleInput
 
 ET = EventType
 RESET_WAIT_S = 20.0

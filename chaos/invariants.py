@@ -11,12 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.callers import ReceivedAnswer
-from chaos.faults import ResetMark
-from guards.council import members_hash
-from guards.readiness import region_hashes
-from workflows.hlc import HLC, order_key
-from workflows.statechart import SYSTEM_SIGNER, default_statechart
+from swoosh.chaos.callers import ReceivedAnswer
+from swoosh.chaos.faults import ResetMark
+from swoosh.guards.council import members_hash
+from swoosh.guards.readiness import region_hashes
+from swoosh.workflows.hlc import HLC, order_key
+from swoosh.workflows.statechart import SYSTEM_SIGNER, default_statechart
 
 CHART = default_statechart()
 INVARIANTS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.factory import DEFAULT_ROLES, Signers
-from workflows.crypto import private_key_from_text
+from swoosh.api.client._factory import DEFAULT_ROLES, Signers
+from swoosh.workflows.crypto import private_key_from_text
 
 
 def load_signers(keys_dir: Path) -> Signers:

@@ -13,10 +13,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from chaos.callers import Observations
-from chaos.faults import FaultRecord, ResetMark
-from chaos.invariants import INVARIANTS, ProjectVerdict
-from chaos.schedule import PROPOSAL_FAULTS
+from swoosh.chaos.callers import Observations
+from swoosh.chaos.faults import FaultRecord, ResetMark
+from swoosh.chaos.invariants import INVARIANTS, ProjectVerdict
+from swoosh.chaos.schedule import PROPOSAL_FAULTS
 
 RECOVERY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 

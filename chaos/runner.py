@@ -18,17 +18,17 @@ from typing import Any
 
 import httpx
 
-from activities.backbeat import Schedule
-from api.projects import read_health, read_state
-from chaos.callers import Caller, Observations, Shared
-from chaos.evidence import collect
-from chaos.faults import Injector
-from chaos.invariants import check_project
-from chaos.keys import load_signers
-from chaos.report import ChaosReport, RecoveryMetrics, recovery_times
-from chaos.schedule import Profile, build_schedule, schedule_digest
-from chaos.stack import Stack
-from worker.audit import read_records
+from swoosh.activities.backbeat import Schedule
+from swoosh.chaos.callers import Caller, Observations, Shared
+from swoosh.chaos.evidence import collect
+from swoosh.chaos.faults import Injector
+from swoosh.chaos.invariants import check_project
+from swoosh.chaos.keys import load_signers
+from swoosh.chaos.report import ChaosReport, RecoveryMetrics, recovery_times
+from swoosh.chaos.schedule import Profile, build_schedule, schedule_digest
+from swoosh.chaos.stack import Stack
+from swoosh.workflows.lifecycle.client import read_health, read_state
+from swoosh.workflows.replay.audit import read_records
 
 Log = Callable[[str], None]
 

@@ -29,11 +29,11 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.backbeat import Schedule, frame_payload
-from activities.kaching import Verdict, sign_verdict
-from guards.facts import PolicyRuleSpec
-from guards.policy import scan
-from workflows.crypto import private_key_from_text, private_key_to_text, signer_id
+from swoosh.activities.backbeat import Schedule, frame_payload
+from swoosh.activities.kaching import Verdict, sign_verdict
+from swoosh.guards.facts import PolicyRuleSpec
+from swoosh.guards.policy import scan
+from swoosh.workflows.crypto import private_key_from_text, private_key_to_text, signer_id
 
 FAMILIES = ("license", "mcp", "policy", "backbeat")
 DEFAULT_PORT = 8090

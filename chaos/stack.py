@@ -29,10 +29,10 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.kaching import create_dev_license
-from chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
-from worker.dev import ensure_dev_keyring
-from worker.testing import binary, search_attribute_flags
+from swoosh.activities.kaching import create_dev_license
+from swoosh.chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
+from swoosh.worker.dev import ensure_dev_keyring
+from swoosh.workflows.testing.environment import binary, search_attribute_flags
 
 WORKER_READY_LINE = b"swoosh worker: task queue"
 SIM_READY_LINE = b"swoosh sim: serving on"
@@ -170,18 +170,25 @@ class Stack:
         return Proc("temporal", cmd, dict(os.environ), self.logs_dir / "temporal.log")
 
     def _worker_proc(self, i: int) -> Proc:
-        cmd = [sys.executable, "-m", "worker.cli", "worker", "--metrics-bind", f"{HOST}:{self.worker_metrics_ports[i]}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "swoosh.worker.cli",
+            "worker",
+            "--metrics-bind",
+            f"{HOST}:{self.worker_metrics_ports[i]}",
+        ]
         if self.no_sticky:
             cmd.append("--no-sticky")
         return Proc(f"worker-{i}", cmd, self.child_env(), self.logs_dir / f"worker-{i}.log")
 
     def _api_proc(self) -> Proc:
-        cmd = [sys.executable, "-m", "worker.cli", "api", "--log-level", "warning"]
+        cmd = [sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"]
         return Proc("api", cmd, self.child_env(), self.logs_dir / "api.log")
 
     def _sim_proc(self) -> Proc:
         cmd = [
-            sys.executable, "-m", "worker.cli", "sim", "--host", HOST, "--port", str(self.sim_port),
+            sys.executable, "-m", "swoosh.worker.cli", "sim", "--host", HOST, "--port", str(self.sim_port),
             "--data-dir", str(self.root / "sim"),
             "--tempo-bpm", str(self.sim_tempo_bpm), "--beats-per-bar", str(self.sim_beats_per_bar),
         ]  # fmt: skip

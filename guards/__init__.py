@@ -1,9 +1,9 @@
 """Pure guard functions `(state, inputs, facts, ctx) -> GuardOutcome` and the provider interfaces."""
 
-from guards.context import GuardContext
-from guards.evaluate import GUARDS, evaluate_guards
-from guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact, PolicyRuleSpec
-from guards.outcome import GuardOutcome
+from swoosh.guards.context import GuardContext
+from swoosh.guards.evaluate import GUARDS, evaluate_guards
+from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact, PolicyRuleSpec
+from swoosh.guards.outcome import GuardOutcome
 
 __all__ = [
     "GUARDS",

@@ -12,11 +12,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.outcome import GuardOutcome, failed, passed
-from workflows.canonical import content_hash
-from workflows.crypto import sign_object, signer_id, verify_object
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.outcome import GuardOutcome, failed, passed
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.crypto import sign_object, signer_id, verify_object
 
 VOTE_KIND = "swoosh.vote.v1"
 APPROVAL_KIND = "swoosh.approval.v1"

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from guards.context import GuardContext
-from guards.council import approvals_guard, quorum_guard
-from guards.facts import Facts
-from guards.license import license_guard
-from guards.mcp import mcp_guard
-from guards.outcome import GuardOutcome
-from guards.policy import policy_guard
-from guards.readiness import readiness_guard
-from guards.window import window_guard
+from swoosh.guards.context import GuardContext
+from swoosh.guards.council import approvals_guard, quorum_guard
+from swoosh.guards.facts import Facts
+from swoosh.guards.license import license_guard
+from swoosh.guards.mcp import mcp_guard
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.guards.policy import policy_guard
+from swoosh.guards.readiness import readiness_guard
+from swoosh.guards.window import window_guard
 
 Guard = Callable[[dict[str, Any], dict[str, Any], Facts, GuardContext], GuardOutcome]
 

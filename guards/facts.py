@@ -10,8 +10,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from swoosh.workflows.statechart import WindowClass
+
 LicenseStatus = Literal["valid", "throttled", "denied", "expired", "unreachable"]
-WindowClass = Literal["plan", "work", "review", "reverb"]
 
 
 class _Fact(BaseModel):

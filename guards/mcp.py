@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.outcome import GuardOutcome, failed, passed
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.outcome import GuardOutcome, failed, passed
 
 
 def mcp_guard(state: dict[str, Any], inputs: dict[str, Any], facts: Facts, ctx: GuardContext) -> GuardOutcome:

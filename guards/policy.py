@@ -10,9 +10,9 @@ import functools
 import re
 from typing import Any
 
-from guards.context import GuardContext
-from guards.facts import Facts, PolicyRuleSpec
-from guards.outcome import GuardOutcome, failed, passed
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts, PolicyRuleSpec
+from swoosh.guards.outcome import GuardOutcome, failed, passed
 
 REDACTED = "[REDACTED]"
 

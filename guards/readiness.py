@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.outcome import GuardOutcome, failed, passed
-from workflows.canonical import content_hash
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.outcome import GuardOutcome, failed, passed
+from swoosh.workflows.canonical import content_hash
 
 REGIONS = ("ingestion", "council", "environment")
 

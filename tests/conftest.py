@@ -10,8 +10,11 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from worker.testing import FakeFacts
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.testing.environment import FakeFacts
+
+# The test kit's fixtures are opt-in: a project that wants them names the plugin, as here.
+pytest_plugins = ["swoosh.workflows.testing.pytest_plugin"]
 
 
 # Short names for the `swoosh` pytest plugin's fixtures (worker/pytest_plugin.py), used across our tests.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from worker.pytest_plugin import ProjectUnderTest
+from swoosh.workflows.testing.pytest_plugin import ProjectUnderTest
 
 
 async def test_testing_kit_drives_a_lifecycle_in_a_few_lines(swoosh_project: ProjectUnderTest) -> None:

@@ -19,11 +19,11 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api import jsonlog
-from api.app import create_app
-from worker.keyring_file import load_keyring
-from worker.settings import Settings
-from workflows.keyring import Keyring
+from swoosh.api.server import jsonlog
+from swoosh.api.server.app import create_app
+from swoosh.worker.keyring_file import load_keyring
+from swoosh.worker.settings import Settings
+from swoosh.workflows.keyring import Keyring
 
 GRACEFUL_SHUTDOWN_S = 10
 

@@ -26,15 +26,15 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 
-from activities.kaching import create_dev_license
-from api.factory import DEFAULT_ROLES
-from api.projects import ensure_project, read_state
-from worker.keyring_file import load_keyring
-from worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
-from worker.settings import Settings
-from worker.testing import binary, register_search_attributes, search_attribute_flags
-from workflows.crypto import private_key_to_text, signer_id
-from workflows.keyring import Keyring
+from swoosh.activities.kaching import create_dev_license
+from swoosh.api.client._factory import DEFAULT_ROLES
+from swoosh.worker.keyring_file import load_keyring
+from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
+from swoosh.worker.settings import Settings
+from swoosh.workflows.crypto import private_key_to_text, signer_id
+from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle.client import ensure_project, read_state
+from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,7 +173,7 @@ class _Api:
 
 async def start_api(settings: Settings, client: Client, keyring: Keyring) -> _Api:
     """Serve the HTTP API in this process (uvicorn), sharing the Temporal client."""
-    from worker.api_server import build_server
+    from swoosh.worker.api_server import build_server
 
     server = build_server(settings, client, keyring)
     task = asyncio.create_task(server.serve())
@@ -206,7 +206,7 @@ def _banner(
 
 
 def main(args: argparse.Namespace) -> int:
-    from api import jsonlog
+    from swoosh.api.server import jsonlog
 
     jsonlog.configure(logging.INFO)
     settings = Settings.load(config_file=args.config)

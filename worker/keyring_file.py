@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from workflows.errors import KeyringError
-from workflows.keyring import Keyring
+from swoosh.workflows.errors import KeyringError
+from swoosh.workflows.keyring import Keyring
 
 KEYRING_ENV = "SWOOSH_KEYRING"
 

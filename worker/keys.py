@@ -11,10 +11,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from worker.keyring_file import KEYRING_ENV, load_keyring
-from workflows.crypto import private_key_to_text, signer_id
-from workflows.errors import KeyringError
-from workflows.keyring import Identity, Keyring
+from swoosh.worker.keyring_file import KEYRING_ENV, load_keyring
+from swoosh.workflows.crypto import private_key_to_text, signer_id
+from swoosh.workflows.errors import KeyringError
+from swoosh.workflows.keyring import Identity, Keyring
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

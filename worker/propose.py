@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.client import SwooshClient
-from api.errors import Rejected, SwooshApiError
+from swoosh.api.client._http import SwooshClient
+from swoosh.api.client.errors import Rejected, SwooshApiError
 
 DEFAULT_API = "http://127.0.0.1:8080"
 TOKEN_ENV = "SWOOSH_API_TOKEN"

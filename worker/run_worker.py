@@ -16,12 +16,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.decisions import DecisionSink, DeliveryActivities, HttpSink, JsonlSink
-from activities.facts import FactsService
-from activities.guards import FactsSource, GuardActivities
-from worker.sandbox import workflow_runner
-from worker.settings import Settings
-from workflows.lifecycle import ProjectLifecycle
+from swoosh.activities.decisions import DecisionSink, DeliveryActivities, HttpSink, JsonlSink
+from swoosh.activities.facts import FactsService
+from swoosh.activities.guards import FactsSource, GuardActivities
+from swoosh.worker.settings import Settings
+from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.sandbox import workflow_runner
 
 log = logging.getLogger("swoosh.worker")
 DEFAULT_METRICS_BIND = "127.0.0.1:9464"

@@ -18,11 +18,11 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from guards.facts import PolicyRuleSpec
-from workflows.crypto import public_key_of
-from workflows.engine import EngineConfig
-from workflows.errors import ConfigError
-from workflows.messages import LifecycleSettings
+from swoosh.guards.facts import PolicyRuleSpec
+from swoosh.workflows.crypto import public_key_of
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.errors import ConfigError
+from swoosh.workflows.messages import LifecycleSettings
 
 ENV_PREFIX = "SWOOSH_"
 CONFIG_ENV = "SWOOSH_CONFIG"

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from api.client import SwooshClient
-from api.errors import SwooshApiError
-from worker.propose import add_common
+from swoosh.api.client._http import SwooshClient
+from swoosh.api.client.errors import SwooshApiError
+from swoosh.worker.propose import add_common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.errors import ProposalError, RejectionCode
+from swoosh.workflows.errors import ProposalError, RejectionCode
 
 
 class GuardResult(BaseModel):

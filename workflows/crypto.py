@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from workflows.canonical import canonical_json
+from swoosh.workflows.canonical import canonical_json
 
 SIGNER_PREFIX = "hmmm:pubkey:"
 SIGNER_RE = re.compile(r"hmmm:pubkey:[A-Za-z0-9_-]{43}")  # always used with fullmatch

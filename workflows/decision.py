@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.canonical import content_hash
-from workflows.statechart import SYSTEM_SIGNER
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.statechart import SYSTEM_SIGNER
 
 RECORD_FIELDS = (
     "project_id",

@@ -6,13 +6,14 @@ every boundary (genesis, snapshots, replays) so a malformed document never enter
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from workflows.canonical import content_hash
-from workflows.keyring import Keyring
-from workflows.statechart import Statechart
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.statechart import SECTIONS, Statechart
 
 
 class _Section(BaseModel):
@@ -186,3 +187,18 @@ def phases(doc: dict[str, Any]) -> dict[str, str | None]:
         "execution": doc["execution"]["phase"],
         "license": doc["control"]["license"]["phase"],
     }
+
+
+def projection_sections(names: Iterable[str] | str | None) -> list[str] | None:
+    """The sections of a `/state` projection: names or `Council,Ingestion` (case-insensitive).
+
+    None (or no names) means the whole document. Raises ValueError naming unknown sections.
+    """
+    if names is None:
+        return None
+    parts = names.split(",") if isinstance(names, str) else list(names)
+    wanted = [p.strip().lower() for p in parts if p.strip()]
+    unknown = sorted({n for n in wanted if n not in SECTIONS})
+    if unknown:
+        raise ValueError(f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+    return wanted or None

@@ -17,15 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guards.outcome import GuardOutcome
-from guards.policy import redact
-from workflows.answers import Accepted, GuardResult, IdemEntry
-from workflows.canonical import content_hash
-from workflows.decision import seal, ucxl_backlink
-from workflows.errors import ProposalError
-from workflows.hlc import HLC, order_key, too_far_ahead
-from workflows.inputs import validate_inputs
-from workflows.proposal import (
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.guards.policy import redact
+from swoosh.workflows.answers import Accepted, GuardResult, IdemEntry
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.decision import seal, ucxl_backlink
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC, order_key, too_far_ahead
+from swoosh.workflows.inputs import validate_inputs
+from swoosh.workflows.proposal import (
     SYSTEM_IDEM_PREFIX,
     Proposal,
     ProposalRequest,
@@ -33,8 +33,8 @@ from workflows.proposal import (
     parse_proposal,
     verify_signature,
 )
-from workflows.reducer import Step, check_source, reduce
-from workflows.statechart import SYSTEM_SIGNER, Statechart, Transition
+from swoosh.workflows.reducer import Step, check_source, reduce
+from swoosh.workflows.statechart import SYSTEM_SIGNER, Statechart, Transition
 
 ESCAPES_QUARANTINE = ("Policy_Release", "Policy_ConfirmedBlock")
 

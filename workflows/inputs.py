@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.canonical import is_hash
-from workflows.crypto import SIGNER_RE
-from workflows.errors import ProposalError
-from workflows.statechart import InputField, TransitionSpec
+from swoosh.workflows.canonical import is_hash
+from swoosh.workflows.crypto import SIGNER_RE
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.statechart import InputField, TransitionSpec
 
 MAX_TEXT = 4096
 MAX_ITEMS = 256

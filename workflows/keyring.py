@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows.crypto import SIGNER_RE, public_key_of
+from swoosh.workflows.crypto import SIGNER_RE, public_key_of
 
 
 class Identity(BaseModel):

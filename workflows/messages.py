@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guards.context import GuardContext
-from guards.outcome import GuardOutcome
-from workflows.engine import EngineSnapshot
-from workflows.proposal import ProposalRequest
+from swoosh.guards.context import GuardContext
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.workflows.engine import EngineSnapshot
+from swoosh.workflows.proposal import ProposalRequest
 
 WORKFLOW_NAME = "ProjectLifecycle"
 UPDATE_TRANSITION = "transition"
@@ -25,10 +25,6 @@ REJECTION_ERROR_TYPE = "SwooshRejected"
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
 ACTIVITY_GUARDS = "swoosh.evaluate_guards"
 ACTIVITY_DELIVER = "swoosh.deliver_decisions"
-
-
-def workflow_id(project_id: str) -> str:
-    return f"swoosh-project-{project_id}"
 
 
 class LifecycleSettings(BaseModel):

@@ -14,12 +14,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from workflows.canonical import canonical_json, content_hash, is_hash, reject_floats
-from workflows.crypto import SIGNER_RE, sign_bytes, signer_id, verify_bytes
-from workflows.errors import ProposalError
-from workflows.hlc import HLC, HLCFormatError
+from swoosh.workflows.canonical import canonical_json, content_hash, is_hash, reject_floats
+from swoosh.workflows.crypto import SIGNER_RE, sign_bytes, signer_id, verify_bytes
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC, HLCFormatError
+from swoosh.workflows.ids import PROJECT_ID_RE, PROJECT_ID_RULE
 
-PROJECT_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always used with fullmatch
 IDEM_KEY_RE = re.compile(r"[\x21-\x7e]{1,256}")
 WINDOW_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 HEADER_FIELDS = {"Idempotency-Key": "idem_key", "X-HLC": "hlc", "X-Window-Id": "window_id"}
@@ -61,7 +61,7 @@ class Proposal(BaseModel):
     @classmethod
     def _project(cls, v: str | None) -> str | None:
         if v is not None and not PROJECT_ID_RE.fullmatch(v):
-            raise ValueError("project_id must be 1-64 of [A-Za-z0-9_.-]")
+            raise ValueError(PROJECT_ID_RULE)
         return v
 
     @field_validator("current_state_hash", "inputs_hash")

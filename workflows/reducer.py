@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.canonical import content_hash
-from workflows.errors import ProposalError
-from workflows.hlc import HLC
-from workflows.statechart import REGION_MACHINES, Effect, Statechart, Transition
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.statechart import REGION_MACHINES, Effect, Statechart, Transition
 
 
 @dataclass(frozen=True, slots=True)

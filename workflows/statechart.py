@@ -14,8 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from workflows.canonical import content_hash
-from workflows.errors import StatechartError
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.errors import StatechartError
 
 STATECHART_PATH = Path(__file__).with_name("statechart.yaml")
 

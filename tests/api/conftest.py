@@ -26,9 +26,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
-from api.factory import ProposalFactory, Signers
-from worker.testing import FakeFacts, binary, lifecycle_worker, search_attribute_flags
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.server.app import create_app
+from swoosh.workflows.testing.environment import FakeFacts, binary, lifecycle_worker, search_attribute_flags
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from api.factory import ProposalFactory
+from swoosh.api.client._factory import ProposalFactory
 
 
 def head(http: httpx.Client, project: str) -> str:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from api.admission import Admission
-from api.http_errors import Overloaded
+from swoosh.api.server.admission import Admission
+from swoosh.api.server.problems import Overloaded
 
 
 async def test_admission_bounds_in_flight_and_queue() -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from swoosh.worker.api_server import build_server
+from swoosh.worker.cli import main as swoosh
+from swoosh.worker.keyring_file import load_keyring
+from swoosh.worker.settings import Settings
 from tests.api.conftest import ServerFactory, Stack
-from worker.api_server import build_server
-from worker.cli import main as swoosh
-from worker.keyring_file import load_keyring
-from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,11 @@ def test_cli_api_serves_and_stops_gracefully(stack: Stack, tmp_path: Path) -> No
     }
     env.pop("SWOOSH_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "api"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "swoosh.worker.cli", "api"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"

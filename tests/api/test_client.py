@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api import errors
-from api.client import AsyncSwooshClient, RetryPolicy, SwooshClient
-from api.clock import HLCClock
+from swoosh.api.client import errors
+from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._http import AsyncSwooshClient, RetryPolicy, SwooshClient
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.crypto import private_key_to_text
+from swoosh.workflows.hlc import HLC
 from tests.api.conftest import ApiServer, Stack
-from workflows.answers import Accepted
-from workflows.crypto import private_key_to_text
-from workflows.hlc import HLC
 
 
 def _key_file(stack: Stack, name: str, tmp_path: Path) -> Path:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
-from api.factory import ProposalFactory
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.server.app import create_app
 from tests.api.conftest import ApiServer, Stack
 
 TOKEN = "fast-path-token"

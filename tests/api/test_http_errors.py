@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api.admission import Admission
-from api.factory import ProposalFactory
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.server.admission import Admission
 from tests.api.conftest import ApiServer, ServerFactory, Stack
 from tests.api.helpers import head, post
 
@@ -151,7 +151,7 @@ def test_temporal_unreachable_is_503_with_retry_after_never_500(stack: Stack, st
 def test_temporal_stopped_after_start_is_503(stack: Stack, start_api: ServerFactory) -> None:
     from temporalio.testing import WorkflowEnvironment
 
-    from worker.testing import binary, search_attribute_flags
+    from swoosh.workflows.testing.environment import binary, search_attribute_flags
 
     async def start() -> WorkflowEnvironment:
         return await WorkflowEnvironment.start_local(

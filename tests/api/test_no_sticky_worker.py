@@ -19,14 +19,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.decisions import JsonlSink
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, propose, read_state
-from worker.run_worker import build_worker
-from worker.testing import FakeFacts
-from workflows.answers import Accepted
-from workflows.messages import workflow_id
-from workflows.proposal import ProposalRequest
+from swoosh.activities.decisions import JsonlSink
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.worker.run_worker import build_worker
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.client import ensure_project, propose, read_state
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.testing.environment import FakeFacts
 
 from .conftest import Stack
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.factory import ProposalFactory
-from api.jsonlog import JsonFormatter
-from api.metrics import METRIC_NAMES, ApiMetrics
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.server.jsonlog import JsonFormatter
+from swoosh.api.server.metrics import METRIC_NAMES, ApiMetrics
+from swoosh.workflows.crypto import private_key_to_text
 from tests.api.conftest import ServerFactory, Stack
 from tests.api.helpers import head, post
-from workflows.crypto import private_key_to_text
 
 TOKEN = "s3cret-token-" + uuid.uuid4().hex
 

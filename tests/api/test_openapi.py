@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from api.openapi import OPENAPI_PATH, main, openapi_document, render
+from swoosh.api.server.openapi import OPENAPI_PATH, main, openapi_document, render
 from tests.api.conftest import ApiServer
 
 

@@ -7,14 +7,14 @@ from typing import Any
 import httpx
 import pytest
 
-from api.factory import ProposalFactory
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.crypto import sign_bytes
+from swoosh.workflows.errors import REJECTION_CODES
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.proposal import signing_bytes
 from tests.api.conftest import Stack
 from tests.api.helpers import head, post, step
-from workflows.canonical import content_hash
-from workflows.crypto import sign_bytes
-from workflows.errors import REJECTION_CODES
-from workflows.hlc import HLC
-from workflows.proposal import signing_bytes
 
 
 def _resign(stack: Stack, factory: ProposalFactory, body: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 
-from api.factory import ProposalFactory
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.workflows.crypto import sign_bytes
+from swoosh.workflows.decision import verify_chain
+from swoosh.workflows.messages import LifecycleSettings
+from swoosh.workflows.proposal import build_body, signing_bytes
 from tests.api.conftest import ServerFactory, Stack
 from tests.api.helpers import head, post, step
-from workflows.crypto import sign_bytes
-from workflows.decision import verify_chain
-from workflows.messages import LifecycleSettings
-from workflows.proposal import build_body, signing_bytes
 
 ANSWER_FIELDS = {
     "accepted",

@@ -18,12 +18,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.decisions import DeliveryActivities, JsonlSink
-from activities.guards import GuardActivities
-from guards.facts import BeatFrame, Facts, LicenseFact, McpFact
+from swoosh.activities.decisions import DeliveryActivities, JsonlSink
+from swoosh.activities.guards import GuardActivities
+from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact
+from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from tests.bench.bare import BareCeiling, noop
-from worker.sandbox import workflow_runner
-from workflows.lifecycle import ProjectLifecycle
 
 
 class OpenFacts:
@@ -50,8 +50,8 @@ class OpenWindowGuards(GuardActivities):
 
     @activity.defn(name="swoosh.evaluate_guards")
     async def evaluate(self, request: Any) -> Any:  # type: ignore[override]
-        from guards.evaluate import evaluate_guards
-        from workflows.messages import GuardRequest, GuardResponse
+        from swoosh.guards.evaluate import evaluate_guards
+        from swoosh.workflows.messages import GuardRequest, GuardResponse
 
         req = GuardRequest.model_validate(request) if not isinstance(request, GuardRequest) else request
         facts = await self.source.facts(req.now_ms)

@@ -41,12 +41,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, propose, read_health, read_state
-from worker.driver import LOOP, LifecycleDriver
-from worker.testing import binary, search_attribute_flags
-from workflows.answers import Accepted
-from workflows.proposal import ProposalRequest
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.lifecycle.client import ensure_project, propose, read_health, read_state
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
+from swoosh.workflows.testing.environment import binary, search_attribute_flags
 
 WINDOW = "backbeat:W-1"
 RESENDS: dict[str, int] = {}  # per transport: resends of the same body after a transient failure
@@ -254,8 +254,8 @@ async def bench() -> list[Result]:
         api_env = {**os.environ, "SWOOSH_TEMPORAL_ADDRESS": address, "SWOOSH_TEMPORAL_TASK_QUEUE": tq,
                    "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring),
                    "SWOOSH_DATA_DIR": str(root / "api")}  # fmt: skip
-        api = subprocess.Popen([sys.executable, "-m", "worker.cli", "api", "--log-level", "warning"], env=api_env,
-                               stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
+        api = subprocess.Popen([sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"],
+                               env=api_env, stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
         procs.append(api)
         METER.watch("api", api.pid)
         base = f"http://127.0.0.1:{port}"

@@ -25,16 +25,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from api.clock import HLCClock
-from api.factory import ProposalFactory, Signers
-from guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
-from workflows.answers import Accepted
-from workflows.canonical import content_hash
-from workflows.crypto import verify_bytes
-from workflows.document import genesis
-from workflows.engine import Admitted, Engine, EngineSnapshot
-from workflows.proposal import ProposalRequest, _verify_cached, signing_bytes
-from workflows.statechart import Statechart, default_statechart
+from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.crypto import verify_bytes
+from swoosh.workflows.document import genesis
+from swoosh.workflows.engine import Admitted, Engine, EngineSnapshot
+from swoosh.workflows.proposal import ProposalRequest, _verify_cached, signing_bytes
+from swoosh.workflows.statechart import Statechart, default_statechart
 
 PROJECT = "bench"
 NOW = 1_760_000_000_000

@@ -7,18 +7,18 @@ import time
 
 import pytest
 
-from api.factory import ProposalFactory, Signers
-from chaos.callers import ReceivedAnswer
-from chaos.faults import ResetMark
-from chaos.invariants import ProjectEvidence, Step, check_project
-from guards.outcome import GuardOutcome
-from worker.audit import audit
-from worker.driver import LIFECYCLE, LOOP, valid_inputs
-from workflows.document import genesis
-from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
-from workflows.proposal import ProposalRequest
-from workflows.reducer import clone
-from workflows.statechart import default_statechart
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.chaos.callers import ReceivedAnswer
+from swoosh.chaos.faults import ResetMark
+from swoosh.chaos.invariants import ProjectEvidence, Step, check_project
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.workflows.document import genesis
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.reducer import clone
+from swoosh.workflows.replay.audit import audit
+from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.testing.driver import LIFECYCLE, LOOP, valid_inputs
 
 CHART = default_statechart()
 PROJECT = "planted"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 
-from chaos.evidence import is_reset_victim
-from worker.replay import replay_projects
+from swoosh.chaos.evidence import is_reset_victim
+from swoosh.workflows.replay.replayer import replay_projects
 
 VICTIM = Path(__file__).parent / "data" / "nde-reset-victim.json"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.faults import choose_reset_point, rollback_sink
-from chaos.schedule import PROFILES, SCHEDULED_KINDS, Profile, ProposalFaults, build_schedule, schedule_digest
+from swoosh.chaos.faults import choose_reset_point, rollback_sink
+from swoosh.chaos.schedule import PROFILES, SCHEDULED_KINDS, Profile, ProposalFaults, build_schedule, schedule_digest
 
 
 def test_schedule_same_seed_same_schedule() -> None:

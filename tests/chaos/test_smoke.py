@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.report import RecoveryMetrics
-from chaos.runner import run_chaos
-from chaos.schedule import PROFILES
+from swoosh.chaos.report import RecoveryMetrics
+from swoosh.chaos.runner import run_chaos
+from swoosh.chaos.schedule import PROFILES
 
 pytestmark = [pytest.mark.temporal, pytest.mark.timeout(240)]
 

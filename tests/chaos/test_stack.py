@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.factory import ProposalFactory
-from chaos.keys import load_signers
-from chaos.stack import Stack
-from worker.driver import valid_inputs
+from swoosh.api.client._factory import ProposalFactory
+from swoosh.chaos.keys import load_signers
+from swoosh.chaos.stack import Stack
+from swoosh.workflows.testing.driver import valid_inputs
 
 pytestmark = [pytest.mark.temporal, pytest.mark.timeout(180)]
 

@@ -21,12 +21,13 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, read_state
-from worker.driver import LOOP, LifecycleDriver
-from worker.testing import FakeFacts, lifecycle_worker, start_time_skipping
-from workflows.engine import EngineConfig
-from workflows.messages import LifecycleSettings, workflow_id
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.client import ensure_project, read_state
+from swoosh.workflows.messages import LifecycleSettings
+from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
 
 HERE = Path(__file__).parent
 Scenario = Callable[[LifecycleDriver, FakeFacts, Client], Awaitable[None]]

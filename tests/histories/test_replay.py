@@ -11,9 +11,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker.sandbox import workflow_runner
-from workflows.canonical import canonical_json
-from workflows.lifecycle import PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN, ProjectLifecycle
+from swoosh.workflows.canonical import canonical_json
+from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.sandbox import workflow_runner
+from swoosh.workflows.lifecycle.tuning import PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN
 
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 

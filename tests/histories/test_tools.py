@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.audit import audit
-from worker.cli import main
-from worker.fold import fold
-from worker.history import load_history_file, run_facts
+from swoosh.worker.cli import main
+from swoosh.workflows.replay.audit import audit
+from swoosh.workflows.replay.fold import fold
+from swoosh.workflows.replay.history import load_history_file, run_facts
 
 HERE = Path(__file__).parent
 

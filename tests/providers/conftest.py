@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest_asyncio
 
-from chaos.simulator import SimHandle, running_simulator
-from worker.settings import Settings
+from swoosh.chaos.simulator import SimHandle, running_simulator
+from swoosh.worker.settings import Settings
 
 TOKEN = "sim-token"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.backbeat import (
+from swoosh.activities.backbeat import (
     PHASES,
     HttpBeatProvider,
     Schedule,
@@ -18,10 +18,10 @@ from activities.backbeat import (
     parse_frame,
     retry_backoff_ms,
 )
-from chaos.simulator import SimHandle
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.window import window_guard
+from swoosh.chaos.simulator import SimHandle
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.window import window_guard
 
 from .conftest import FakeClock
 

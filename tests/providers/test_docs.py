@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from activities.backbeat import parse_frame
-from activities.kaching import LicenceFile, SignedVerdict
-from guards.context import GuardContext
-from guards.council import quorum_guard
-from guards.facts import Facts, McpFact
-from guards.mcp import mcp_guard
-from worker.settings import Settings
-from workflows.crypto import verify_object
+from swoosh.activities.backbeat import parse_frame
+from swoosh.activities.kaching import LicenceFile, SignedVerdict
+from swoosh.guards.context import GuardContext
+from swoosh.guards.council import quorum_guard
+from swoosh.guards.facts import Facts, McpFact
+from swoosh.guards.mcp import mcp_guard
+from swoosh.worker.settings import Settings
+from swoosh.workflows.crypto import verify_object
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "providers.md"
 TEXT = DOCS.read_text(encoding="utf-8")

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from activities.backbeat import frame_payload
-from activities.facts import BLOCKED, FactCache, FactsService, network_allowed
-from activities.kaching import create_dev_license
-from chaos.simulator import SimHandle
-from guards.context import GuardContext
-from guards.evaluate import evaluate_guards
-from worker.settings import Settings
+from swoosh.activities.backbeat import frame_payload
+from swoosh.activities.facts import BLOCKED, FactCache, FactsService, network_allowed
+from swoosh.activities.kaching import create_dev_license
+from swoosh.chaos.simulator import SimHandle
+from swoosh.guards.context import GuardContext
+from swoosh.guards.evaluate import evaluate_guards
+from swoosh.worker.settings import Settings
 
 from .conftest import FakeClock, http_settings
 

@@ -13,12 +13,12 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider, create_dev_license
-from chaos.simulator import SimHandle
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.license import license_guard
-from workflows.crypto import signer_id
+from swoosh.activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider, create_dev_license
+from swoosh.chaos.simulator import SimHandle
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.license import license_guard
+from swoosh.workflows.crypto import signer_id
 
 from .conftest import TOKEN, FakeClock
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from activities.mcp import EmbeddedMcpProvider, HttpMcpProvider, parse_tools
-from chaos.simulator import DEFAULT_TOOLS, SimHandle
-from guards.context import GuardContext
-from guards.facts import Facts
-from guards.mcp import mcp_guard
+from swoosh.activities.mcp import EmbeddedMcpProvider, HttpMcpProvider, parse_tools
+from swoosh.chaos.simulator import DEFAULT_TOOLS, SimHandle
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts
+from swoosh.guards.mcp import mcp_guard
 
 from .conftest import FakeClock
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.settings import Settings, env_variables
-from workflows.errors import ConfigError
+from swoosh.worker.settings import Settings, env_variables
+from swoosh.workflows.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "providers.md"
 

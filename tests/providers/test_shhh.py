@@ -8,11 +8,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from activities.shhh import EmbeddedPolicyProvider, HttpPolicyProvider
-from chaos.simulator import SimHandle
-from guards.context import GuardContext
-from guards.facts import Facts, PolicyRuleSpec
-from guards.policy import policy_guard
+from swoosh.activities.shhh import EmbeddedPolicyProvider, HttpPolicyProvider
+from swoosh.chaos.simulator import SimHandle
+from swoosh.guards.context import GuardContext
+from swoosh.guards.facts import Facts, PolicyRuleSpec
+from swoosh.guards.policy import policy_guard
 
 from .conftest import FakeClock
 

@@ -13,7 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.simulator import FAMILIES, Faults, SimConfig, SimLicence, _sim_config, add_arguments, running_simulator
+from swoosh.chaos.simulator import (
+    FAMILIES,
+    Faults,
+    SimConfig,
+    SimLicence,
+    _sim_config,
+    add_arguments,
+    running_simulator,
+)
 
 
 async def test_simulator_admin_sets_reads_and_clears_faults() -> None:
@@ -84,7 +92,7 @@ def test_sim_arguments_build_the_config() -> None:
 def test_sim_main_serves_until_sigterm(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaos.simulator", "--port", "0", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "swoosh.chaos.simulator", "--port", "0", "--data-dir", str(tmp_path)],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,18 +6,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.clock import HLCClock
-from api.factory import ProposalFactory, Signers
-from guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
-from workflows.answers import Accepted
-from workflows.canonical import content_hash, reject_floats
-from workflows.crypto import sign_bytes
-from workflows.document import genesis, validate_document
-from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
-from workflows.errors import ProposalError
-from workflows.hlc import HLC
-from workflows.proposal import ProposalRequest, signing_bytes
-from workflows.statechart import Statechart, default_statechart
+from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.canonical import content_hash, reject_floats
+from swoosh.workflows.crypto import sign_bytes
+from swoosh.workflows.document import genesis, validate_document
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.proposal import ProposalRequest, signing_bytes
+from swoosh.workflows.statechart import Statechart, default_statechart
 
 NOW = 1_760_000_000_000  # 2025-10-09T08:53:20.000Z: the fixed fake clock of the unit tests
 PROJECT = "demo"

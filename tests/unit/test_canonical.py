@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.canonical import _reject_floats, canonical_json, content_hash, is_hash, reject_floats
+from swoosh.workflows.canonical import _reject_floats, canonical_json, content_hash, is_hash, reject_floats
 
 # Computed once from the contract's definition (json.dumps(sort_keys, compact, ensure_ascii=False),
 # UTF-8, SHA-256) and hard-coded: a change in the hashing scheme must break these.

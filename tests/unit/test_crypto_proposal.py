@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.unit.helpers import NOW, h
-from worker.keyring_file import KEYRING_ENV, load_keyring
-from workflows.crypto import (
+from swoosh.worker.keyring_file import KEYRING_ENV, load_keyring
+from swoosh.workflows.crypto import (
     SIGNER_RE,
     b64url,
     b64url_decode,
@@ -24,10 +23,10 @@ from workflows.crypto import (
     verify_bytes,
     verify_object,
 )
-from workflows.errors import KeyringError, ProposalError
-from workflows.hlc import HLC
-from workflows.keyring import Identity, Keyring
-from workflows.proposal import (
+from swoosh.workflows.errors import KeyringError, ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.keyring import Identity, Keyring
+from swoosh.workflows.proposal import (
     ProposalRequest,
     build_body,
     inputs_hash_matches,
@@ -35,6 +34,7 @@ from workflows.proposal import (
     signing_bytes,
     verify_signature,
 )
+from tests.unit.helpers import NOW, h
 
 KEY = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()

@@ -7,20 +7,20 @@ from typing import Any
 
 import pytest
 
-from api.factory import Signers
-from guards.outcome import failed
+from swoosh.api.client._factory import Signers
+from swoosh.guards.outcome import failed
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.crypto import signer_id
+from swoosh.workflows.decision import RECORD_FIELDS, verify_chain
+from swoosh.workflows.document import genesis, phases, state_hash, validate_document
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.errors import REJECTION_CODES, ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.statechart import default_statechart
 from tests.unit.helpers import NOW, PROJECT, SIGNERS, STRANGER, WINDOW, Driver, good_facts, h, resign
-from workflows.answers import Accepted, Rejected
-from workflows.canonical import content_hash
-from workflows.crypto import signer_id
-from workflows.decision import RECORD_FIELDS, verify_chain
-from workflows.document import genesis, phases, state_hash, validate_document
-from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
-from workflows.errors import REJECTION_CODES, ProposalError
-from workflows.hlc import HLC
-from workflows.keyring import Keyring
-from workflows.proposal import ProposalRequest
-from workflows.statechart import default_statechart
 
 # ---------------------------------------------------------------------- rejection codes
 

@@ -6,17 +6,24 @@ from typing import Any
 
 import pytest
 
-from guards import GUARDS, GuardContext, LicenseFact, McpFact, PolicyFact, PolicyRuleSpec, evaluate_guards
-from guards.council import approvals_guard, eligible_council, members_hash, quorum_guard, sign_approval, sign_vote
-from guards.license import license_guard
-from guards.mcp import mcp_guard
-from guards.outcome import GuardOutcome
-from guards.policy import BUILTIN_RULES, REDACTED, policy_guard, redact, scan
-from guards.readiness import readiness_guard, region_hashes
-from guards.window import window_guard
+from swoosh.guards import GUARDS, GuardContext, LicenseFact, McpFact, PolicyFact, PolicyRuleSpec, evaluate_guards
+from swoosh.guards.council import (
+    approvals_guard,
+    eligible_council,
+    members_hash,
+    quorum_guard,
+    sign_approval,
+    sign_vote,
+)
+from swoosh.guards.license import license_guard
+from swoosh.guards.mcp import mcp_guard
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.guards.policy import BUILTIN_RULES, REDACTED, policy_guard, redact, scan
+from swoosh.guards.readiness import readiness_guard, region_hashes
+from swoosh.guards.window import window_guard
+from swoosh.workflows.crypto import signer_id
+from swoosh.workflows.reducer import clone
 from tests.unit.helpers import NOW, PROJECT, SIGNERS, STRANGER, TOOLS, WINDOW, Driver, good_facts, h
-from workflows.crypto import signer_id
-from workflows.reducer import clone
 
 COUNCIL = ["council-1", "council-2", "council-3"]
 
@@ -305,7 +312,7 @@ def test_readiness_guard_fails_on_hash_mismatch(ready_doc: dict[str, Any]) -> No
 
 
 def test_region_hashes_are_hashes_of_sections(ready_doc: dict[str, Any]) -> None:
-    from workflows.canonical import content_hash
+    from swoosh.workflows.canonical import content_hash
 
     assert region_hashes(ready_doc) == {r: content_hash(ready_doc[r]) for r in ("ingestion", "council", "environment")}
 
@@ -467,7 +474,7 @@ def test_approvals_guard_fails_without_elected_council(genesis_doc: dict[str, An
 
 
 def test_guards_registry_covers_every_statechart_guard() -> None:
-    from workflows.statechart import default_statechart
+    from swoosh.workflows.statechart import default_statechart
 
     used = {g for t in default_statechart().transitions.values() for g in t.spec.guards}
     assert used <= set(GUARDS)

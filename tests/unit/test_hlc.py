@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.clock import HLCClock
-from workflows.hlc import HLC, HLCFormatError, order_key, too_far_ahead
+from swoosh.api.client._clock import HLCClock
+from swoosh.workflows.hlc import HLC, HLCFormatError, order_key, too_far_ahead
 
 TEXT = "2025-10-19T01:23:45.678+00:00#1234"
 WALL = 1_760_837_025_678  # 2025-10-19T01:23:45.678Z in ms since the epoch

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guards.council import members_hash
-from guards.readiness import region_hashes
+from swoosh.guards.council import members_hash
+from swoosh.guards.readiness import region_hashes
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.document import EPOCH_REGIONS
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.reducer import Step, clone, reduce
+from swoosh.workflows.statechart import SYSTEM_SIGNER, default_statechart
 from tests.unit.helpers import NOW, SIGNERS, WINDOW, Driver, h
-from workflows.canonical import content_hash
-from workflows.document import EPOCH_REGIONS
-from workflows.engine import EngineConfig
-from workflows.errors import ProposalError
-from workflows.hlc import HLC
-from workflows.reducer import Step, clone, reduce
-from workflows.statechart import SYSTEM_SIGNER, default_statechart
 
 COUNCIL_IDS = sorted(SIGNERS.id(n) for n in ("council-1", "council-2", "council-3"))
 

@@ -16,18 +16,18 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from api.clock import HLCClock
-from api.factory import Signers
-from guards import Facts, PolicyFact
-from guards.council import members_hash, sign_approval, sign_vote
-from guards.readiness import region_hashes
+from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._factory import Signers
+from swoosh.guards import Facts, PolicyFact
+from swoosh.guards.council import members_hash, sign_approval, sign_vote
+from swoosh.guards.readiness import region_hashes
+from swoosh.workflows.canonical import content_hash, reject_floats
+from swoosh.workflows.crypto import signer_id
+from swoosh.workflows.document import validate_document
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.proposal import build_body
 from tests.unit.helpers import NOW, PROJECT, STRANGER, WINDOW, Driver, good_facts, h, resign
-from workflows.canonical import content_hash, reject_floats
-from workflows.crypto import signer_id
-from workflows.document import validate_document
-from workflows.errors import ProposalError
-from workflows.hlc import HLC
-from workflows.proposal import build_body
 
 # ---------------------------------------------------------------------- the model's world
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.cli import main, statechart_markdown
-from workflows.errors import StatechartError
-from workflows.statechart import STATECHART_PATH, default_statechart, load_statechart, mermaid, parse_statechart
+from swoosh.worker.cli import main, statechart_markdown
+from swoosh.workflows.errors import StatechartError
+from swoosh.workflows.statechart import STATECHART_PATH, default_statechart, load_statechart, mermaid, parse_statechart
 
 REPO = Path(__file__).resolve().parents[2]
 

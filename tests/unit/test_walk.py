@@ -6,14 +6,14 @@ import random
 import time
 from typing import Any
 
-from api.factory import ProposalFactory, Signers
-from guards.outcome import GuardOutcome
-from worker.walk import Walker
-from workflows.answers import Accepted
-from workflows.document import genesis
-from workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
-from workflows.proposal import ProposalRequest
-from workflows.statechart import default_statechart
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.guards.outcome import GuardOutcome
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.document import genesis
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.testing.walk import Walker
 
 
 def _server(factory: ProposalFactory) -> Engine:

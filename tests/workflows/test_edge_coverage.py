@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, read_decisions, read_state
-from guards.facts import PolicyFact, PolicyRuleSpec
-from worker.coverage import TIMER, plan_paths
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts
-from workflows.answers import Accepted, Rejected
-from workflows.canonical import content_hash
-from workflows.engine import EngineConfig
-from workflows.statechart import default_statechart
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.guards.facts import PolicyFact, PolicyRuleSpec
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.lifecycle.client import ensure_project, read_decisions, read_state
+from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.testing.coverage import TIMER, plan_paths
+from swoosh.workflows.testing.driver import LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts
 
 SIGNERS = Signers.generate()
 PLAN = plan_paths(ProposalFactory(SIGNERS, "edge-plan"))

@@ -11,8 +11,12 @@ import pytest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import (
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.decision import verify_chain
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.client import (
     ensure_project,
     propose,
     read_decisions,
@@ -23,13 +27,10 @@ from api.projects import (
     request_snapshot,
     signal_proposal,
 )
-from worker.driver import LOOP, LifecycleDriver
-from worker.testing import FakeFacts
-from workflows.answers import Accepted, Rejected
-from workflows.decision import verify_chain
-from workflows.engine import EngineConfig
-from workflows.messages import LifecycleSettings, workflow_id
-from workflows.proposal import ProposalRequest
+from swoosh.workflows.messages import LifecycleSettings
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts
 
 
 async def _driver(
@@ -304,8 +305,8 @@ async def test_lifecycle_snapshot_while_delivery_in_flight_keeps_going(
     tsenv: WorkflowEnvironment, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
 ) -> None:
     """Regression: continue-as-new must be the last command even with a delivery activity running."""
-    from activities.decisions import JsonlSink
-    from worker.testing import lifecycle_worker
+    from swoosh.activities.decisions import JsonlSink
+    from swoosh.workflows.testing.environment import lifecycle_worker
 
     sink = JsonlSink(tmp_path / "slow")
     async with lifecycle_worker(tsenv.client, facts=facts, sink=_SlowSink(sink, 0.3)) as tq:
@@ -341,9 +342,9 @@ async def test_lifecycle_turns_new_transitions_away_while_the_decision_sink_is_b
     """Back-pressure instead of an unbounded snapshot: nothing is lost, the caller resends later."""
     from temporalio.client import WorkflowUpdateFailedError
 
-    from activities.decisions import JsonlSink
-    from api.projects import turned_away
-    from worker.testing import lifecycle_worker
+    from swoosh.activities.decisions import JsonlSink
+    from swoosh.workflows.lifecycle.client import turned_away
+    from swoosh.workflows.testing.environment import lifecycle_worker
 
     jsonl = JsonlSink(tmp_path / "down")
     sink = _DownSink(jsonl)
@@ -430,9 +431,9 @@ async def test_lifecycle_turns_transitions_away_when_undelivered_records_reach_t
 ) -> None:
     from temporalio.client import WorkflowUpdateFailedError
 
-    from activities.decisions import JsonlSink
-    from api.projects import turned_away
-    from worker.testing import lifecycle_worker
+    from swoosh.activities.decisions import JsonlSink
+    from swoosh.workflows.lifecycle.client import turned_away
+    from swoosh.workflows.testing.environment import lifecycle_worker
 
     sink = _DownSink(JsonlSink(tmp_path / "down"))
     async with lifecycle_worker(tsenv.client, facts=facts, sink=sink) as tq:

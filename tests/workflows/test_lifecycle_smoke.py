@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, propose, read_state
-from workflows.answers import Accepted, Rejected
-from workflows.proposal import ProposalRequest
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.lifecycle.client import ensure_project, propose, read_state
+from swoosh.workflows.proposal import ProposalRequest
 
 
 async def test_lifecycle_boot_is_accepted(

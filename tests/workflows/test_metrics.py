@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts, lifecycle_worker, start_time_skipping
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.lifecycle.client import ensure_project
+from swoosh.workflows.testing.driver import LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
 
 
 def _free_port() -> int:

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, propose, read_head
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts
-from workflows.answers import Rejected
-from workflows.canonical import content_hash
-from workflows.errors import REJECTION_CODES
-from workflows.hlc import HLC
-from workflows.proposal import ProposalRequest
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.answers import Rejected
+from swoosh.workflows.canonical import content_hash
+from swoosh.workflows.errors import REJECTION_CODES
+from swoosh.workflows.hlc import HLC
+from swoosh.workflows.lifecycle.client import ensure_project, propose, read_head
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.testing.driver import LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts
 
 
 async def _ready(
@@ -66,8 +66,8 @@ async def test_rejection_code_is_answered_and_changes_nothing(
     elif code == "inputs_hash_mismatch":
         body = factory.body("Boot_Licensed", head, {})
         body = factory.body("Boot_Licensed", head, {"license_id": "X"}, idem_key=body["idem_key"])
-        from workflows.crypto import sign_bytes
-        from workflows.proposal import signing_bytes
+        from swoosh.workflows.crypto import sign_bytes
+        from swoosh.workflows.proposal import signing_bytes
 
         body = {k: v for k, v in body.items() if k != "signature"}
         body["inputs_hash"] = content_hash({})

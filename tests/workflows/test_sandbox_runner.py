@@ -8,11 +8,11 @@ import pytest
 from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
-from api.factory import ProposalFactory, Signers
-from api.projects import ensure_project, read_health
-from worker import sandbox
-from worker.driver import LifecycleDriver
-from worker.testing import FakeFacts
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.workflows.lifecycle import sandbox
+from swoosh.workflows.lifecycle.client import ensure_project, read_health
+from swoosh.workflows.testing.driver import LifecycleDriver
+from swoosh.workflows.testing.environment import FakeFacts
 
 
 async def _lifecycle(env: WorkflowEnvironment, tq: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts):  # type: ignore[no-untyped-def]

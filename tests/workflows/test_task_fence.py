@@ -35,20 +35,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker._workflow_instance import WorkflowInstance, WorkflowInstanceDetails
 
-from api import projects
-from api.factory import ProposalFactory, Signers
-from api.http_errors import Overloaded, translate
-from api.projects import initial_input
-from workflows.document import state_hash
-from workflows.lifecycle import ProjectLifecycle
-from workflows.messages import (
-    RETRY_LATER_ERROR_TYPE,
-    UPDATE_TRANSITION,
-    DeliveryResult,
-    LifecycleSettings,
-    workflow_id,
-)
-from workflows.proposal import ProposalRequest
+from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.server.problems import Overloaded, translate
+from swoosh.workflows.document import state_hash
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle import client as projects
+from swoosh.workflows.lifecycle.client import initial_input
+from swoosh.workflows.messages import RETRY_LATER_ERROR_TYPE, UPDATE_TRANSITION, DeliveryResult, LifecycleSettings
+from swoosh.workflows.proposal import ProposalRequest
 
 
 class Driver:

@@ -1,0 +1,1 @@
+"""The SWOOSH Python client: HTTP clients, proposal signing and typed errors."""

@@ -1,0 +1,1 @@
+"""The SWOOSH HTTP API server: legacy WHOOSH paths and `/v1/projects/{project_id}/…`."""

@@ -1,0 +1,334 @@
+"""The API's one gateway to Temporal: admission, timeouts, error translation, metrics and logs.
+
+Routes call `Gateway`; it calls `api.projects` (the one translation of SWOOSH operations into
+Temporal calls) and never lets a Temporal exception escape untranslated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from swoosh.activities.decisions import JsonlSink
+from swoosh.api.models import DecisionsAnswer, RejectionBody
+from swoosh.api.server import jsonlog
+from swoosh.api.server.admission import Admission
+from swoosh.api.server.metrics import ApiMetrics
+from swoosh.api.server.problems import HttpProblem, NotFound, Overloaded, QueryFailed, Unavailable, translate
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.canonical import canonical_json
+from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.ids import PROJECT_ID_RE, workflow_id
+from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle.client import (
+    ensure_project,
+    propose,
+    read_decisions,
+    read_head,
+    read_health,
+    read_state,
+)
+from swoosh.workflows.messages import HealthView, LifecycleSettings, StateView
+from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
+from swoosh.workflows.statechart import SECTIONS
+
+T = TypeVar("T")
+ClientProvider = Callable[[], Awaitable[Client]]
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+RETRY_HEADER = "X-Swoosh-Retry"
+
+
+class ClientSource:
+    """A Temporal client, given or connected on demand; connection failures become 503."""
+
+    def __init__(self, client: Client | ClientProvider, connect_timeout_s: float = 5.0) -> None:
+        self._client = client if isinstance(client, Client) else None
+        self._provider = None if isinstance(client, Client) else client
+        self._lock = asyncio.Lock()
+        self._timeout = connect_timeout_s
+
+    async def get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        assert self._provider is not None
+        async with self._lock:
+            if self._client is None:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        self._client = await self._provider()
+                except (RuntimeError, OSError, TimeoutError, RPCError) as err:
+                    raise Unavailable(f"Temporal cannot be reached: {type(err).__name__}") from None
+            return self._client
+
+
+def decode_body(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The body as a JSON object, or the schema reason it is not one."""
+    if not raw.strip():
+        return None, "the body is empty; send a JSON object"
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        return None, "the body is nested too deeply"
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, int digit limits
+        return None, f"the body is not valid JSON: {str(err)[:200]}"
+    if not isinstance(value, dict):
+        return None, "the body must be a JSON object"
+    if _depth(value) > MAX_DEPTH:
+        return None, f"the body is nested deeper than {MAX_DEPTH} levels"
+    try:
+        canonical_json(value)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return None, "the body has strings that are not valid Unicode text"
+    return value, None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def parse_projection(projection: str | None) -> list[str] | None:
+    """Section names from `Council,Ingestion` (case-insensitive); raise ValueError naming unknown ones."""
+    if projection is None:
+        return None
+    names = [p.strip().lower() for p in projection.split(",") if p.strip()]
+    unknown = sorted({n for n in names if n not in SECTIONS})
+    if unknown:
+        raise ValueError(f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+    return names or None
+
+
+@dataclass
+class TransitionOutcome:
+    status: int
+    answer: Accepted | RejectionBody
+
+
+@dataclass
+class Gateway:
+    source: ClientSource
+    task_queue: str
+    keyring: Keyring | None
+    default_project: str
+    data_dir: Path
+    admission: Admission = field(default_factory=Admission)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    engine_config: EngineConfig | None = None
+    lifecycle_settings: LifecycleSettings | None = None
+    update_timeout_s: float = 60.0
+    query_timeout_s: float = 15.0
+    exhausted_retries: int = 3
+
+    def __post_init__(self) -> None:
+        self.sink = JsonlSink(self.data_dir / "decisions")
+
+    # ------------------------------------------------------------------ plumbing
+    async def _call(self, project_id: str | None, timeout_s: float, fn: Callable[[Client], Awaitable[T]]) -> T:
+        client = await self.source.get()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await fn(client)
+        except HttpProblem:
+            raise
+        except Exception as err:
+            mapped = translate(err, project_id)
+            if mapped is err:
+                raise
+            raise mapped from None
+
+    async def head_hash(self, project_id: str) -> str | None:
+        """The head for a rejection answer: NotFound propagates; an unreachable Temporal gives None."""
+        try:
+            head = await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
+        except NotFound:
+            raise
+        except (HttpProblem, QueryFailed):
+            return None
+        return head.hash
+
+    async def schema_rejection(self, project_id: str | None, reason: str) -> RejectionBody:
+        head = await self.head_hash(project_id) if project_id and PROJECT_ID_RE.fullmatch(project_id) else None
+        return RejectionBody.schema_error(reason, head)
+
+    # ------------------------------------------------------------------ projects
+    async def create_project(self, project_id: str) -> bool:
+        """Start the project's workflow unless it runs already; True when created now."""
+        if self.keyring is None:
+            raise Unavailable("no keyring configured: projects cannot be created", retry_after=None)
+        keyring = self.keyring
+
+        async def describe(c: Client) -> bool:
+            try:
+                desc = await c.get_workflow_handle(workflow_id(project_id)).describe()
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return False
+                raise
+            return desc.status == WorkflowExecutionStatus.RUNNING
+
+        if await self._call(project_id, self.query_timeout_s, describe):
+            return False
+        await self._call(
+            project_id,
+            self.query_timeout_s,
+            lambda c: ensure_project(
+                c, project_id, keyring, self.task_queue, self.engine_config, self.lifecycle_settings
+            ),
+        )
+        return True
+
+    # ------------------------------------------------------------------ transitions
+    async def transition(
+        self, raw: bytes, headers: Mapping[str, str], path_project: str | None, started: float
+    ) -> TransitionOutcome:
+        header_fields = {name: headers[h] for h, name in HEADER_FIELDS.items() if h in headers}
+        body, problem = decode_body(raw)
+        # The project: the path; else the body's project_id, X-Project-Id, the default project.
+        if path_project is not None:
+            project_id, addressed = path_project, path_project
+        else:
+            header_project = headers.get("X-Project-Id")
+            from_body = body.get("project_id") if body is not None else None
+            project_id = from_body if isinstance(from_body, str) else header_project or self.default_project
+            addressed = header_project or project_id
+        if not PROJECT_ID_RE.fullmatch(project_id):
+            return self._reject(
+                None, body, header_fields, RejectionBody.schema_error("project_id must be 1-64 of [A-Za-z0-9_.-]", None)
+            )
+        request: ProposalRequest | None = None
+        if body is not None:
+            request = ProposalRequest(body=body, header_fields=header_fields, project_id=addressed)
+            try:
+                parse_proposal(request)
+            except ProposalError as err:
+                problem = err.reason
+        if problem is not None or request is None:
+            rejection = await self.schema_rejection(project_id, problem or "schema")
+            return self._reject(project_id, body, header_fields, rejection)
+        transition = body.get("transition") if body else None
+        retry_of = headers.get(RETRY_HEADER, "")
+        if retry_of.isdigit() and int(retry_of) > 0:
+            self.metrics.retry(transition if isinstance(transition, str) else None)
+        answer = await self._propose(project_id, request, transition if isinstance(transition, str) else None)
+        self.metrics.answered(project_id, answer, started)
+        if isinstance(answer, Rejected):
+            return self._reject(project_id, body, header_fields, RejectionBody.of_answer(answer))
+        jsonlog.accepted(answer, _str(body, header_fields, "window_id"))
+        return TransitionOutcome(202, answer)
+
+    async def _propose(self, project_id: str, request: ProposalRequest, transition: str | None) -> Accepted | Rejected:
+        attempt = 0
+        while True:
+            try:
+                async with self.admission.slot(project_id):
+                    return await self._call(
+                        project_id, self.update_timeout_s, lambda c: propose(c, project_id, request)
+                    )
+            except Overloaded as err:
+                # Temporal's own in-flight limit (other API processes): nothing was applied, so retry briefly.
+                if "Temporal" not in err.reason or attempt >= self.exhausted_retries:
+                    raise
+            attempt += 1
+            self.metrics.retry(transition)
+            await asyncio.sleep(0.05 * 2**attempt)
+
+    def _reject(
+        self,
+        project_id: str | None,
+        body: dict[str, Any] | None,
+        header_fields: dict[str, str],
+        rejection: RejectionBody,
+    ) -> TransitionOutcome:
+        transition = body.get("transition") if body else None
+        jsonlog.rejected(
+            project_id,
+            transition if isinstance(transition, str) else None,
+            _str(body, header_fields, "idem_key"),
+            rejection,
+        )
+        return TransitionOutcome(400, rejection)
+
+    # ------------------------------------------------------------------ reads
+    async def state(self, project_id: str, projection: str | None) -> StateView | RejectionBody:
+        try:
+            names = parse_projection(projection)
+        except ValueError as err:
+            return await self.schema_rejection(project_id, str(err))
+        try:
+            return await self._call(project_id, self.query_timeout_s, lambda c: read_state(c, project_id, names))
+        except QueryFailed as err:
+            return await self.schema_rejection(project_id, str(err)[:500])
+
+    async def health(self, project_id: str) -> HealthView:
+        view = await self._call(project_id, self.query_timeout_s, lambda c: read_health(c, project_id))
+        self.metrics.health(project_id, view.walLag)
+        return view
+
+    async def decisions(self, project_id: str, after_index: int, limit: int) -> DecisionsAnswer:
+        page = await self._call(
+            project_id, self.query_timeout_s, lambda c: read_decisions(c, project_id, after_index, limit)
+        )
+        records = list(page.records)
+        first = page.first_retained_index
+        if page.head_index > after_index and (first is None or first > after_index + 1):
+            # The workflow no longer holds the oldest wanted records: read them from the JSONL sink.
+            older = await asyncio.to_thread(self.sink.read, project_id, after_index, limit)
+            if first is not None:
+                older = [r for r in older if int(r["index"]) < first]
+            last = int(older[-1]["index"]) if older else after_index
+            records = (older + [r for r in records if int(r["index"]) > last])[:limit]
+        next_after = int(records[-1]["index"]) if records else after_index
+        return DecisionsAnswer(
+            project_id=project_id,
+            records=records,
+            head_index=page.head_index,
+            first_retained_index=first,
+            next_after_index=next_after,
+        )
+
+    async def ensure_default_project(self, stop: asyncio.Event, every_s: float = 2.0) -> None:
+        """Create the default project, retrying while Temporal is unreachable (run as a background task)."""
+        while not stop.is_set():
+            try:
+                created = await self.create_project(self.default_project)
+            except HttpProblem as err:
+                jsonlog.event(f"default project not created yet: {err.reason}", project_id=self.default_project)
+                if self.keyring is None:
+                    return
+            else:
+                jsonlog.event(
+                    f"default project {'created' if created else 'already running'}",
+                    event="default_project",
+                    project_id=self.default_project,
+                )
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+            except TimeoutError:
+                pass
+
+
+def _str(body: dict[str, Any] | None, header_fields: dict[str, str], name: str) -> str | None:
+    value = body.get(name) if body else None
+    if value is None:
+        value = header_fields.get(name)
+    return value if isinstance(value, str) else None

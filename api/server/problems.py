@@ -1,0 +1,111 @@
+"""HTTP-level failures of the API and the translation of Temporal client errors into them.
+
+Contract rejections (400) are answers, not errors, and never pass through here. Everything else a
+route can fail with is an `HttpProblem`: 401, 404, 413, 429, 503 (and 500 for a bug). Temporal's
+exceptions are mapped at this one boundary so no route sees an `RPCError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from swoosh.workflows.lifecycle.client import turned_away
+
+UNAVAILABLE_RETRY_AFTER_S = 5
+OVERLOADED_RETRY_AFTER_S = 1
+
+
+class HttpProblem(Exception):
+    """A non-contract HTTP failure: status, stable error word, reason, optional Retry-After."""
+
+    status: int = 500
+    error: str = "internal"
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return headers
+
+
+class Unauthorized(HttpProblem):
+    status, error = 401, "unauthorized"
+
+
+class NotFound(HttpProblem):
+    status, error = 404, "not_found"
+
+
+class PayloadTooLarge(HttpProblem):
+    status, error = 413, "payload_too_large"
+
+
+class Overloaded(HttpProblem):
+    status, error = 429, "overloaded"
+
+    def __init__(self, reason: str, retry_after: int | None = OVERLOADED_RETRY_AFTER_S) -> None:
+        super().__init__(reason, retry_after)
+
+
+class Unavailable(HttpProblem):
+    status, error = 503, "unavailable"
+
+    def __init__(self, reason: str, retry_after: int | None = UNAVAILABLE_RETRY_AFTER_S) -> None:
+        super().__init__(reason, retry_after)
+
+
+class Internal(HttpProblem):
+    status, error = 500, "internal"
+
+
+class QueryFailed(Exception):
+    """A workflow query raised (e.g. an unknown projection): the caller's input was wrong."""
+
+
+_UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+
+
+def translate(err: BaseException, project_id: str | None = None) -> BaseException:
+    """The HttpProblem (or QueryFailed) a Temporal client error means; other errors unchanged."""
+    what = f"project {project_id}" if project_id else "the project"
+    if isinstance(err, RPCError):
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return NotFound(f"{what} does not exist")
+        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            return Overloaded(f"Temporal is at its limit for {what}; retry later")
+        if err.status in _UNREACHABLE:
+            return Unavailable(f"Temporal cannot be reached: {err.message}")
+        if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message.lower():
+            return NotFound(f"{what} is closed")
+        if err.status == RPCStatusCode.FAILED_PRECONDITION or "workflow task" in err.message.lower():
+            # The project's workflow cannot take work right now (a workflow task is failing or not
+            # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
+            return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
+        return Internal(f"Temporal answered {err.status.name}: {err.message}")
+    reason = turned_away(err)  # the workflow says why: a task being recovered, the decision sink behind
+    if reason is not None:
+        return Overloaded(f"{what}: {reason}")
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return Unavailable("the transition was not answered in time; resend it with the same idem_key")
+    if isinstance(err, (asyncio.TimeoutError, TimeoutError)):
+        return Unavailable("Temporal did not answer in time; resend with the same idem_key")
+    if isinstance(err, WorkflowQueryFailedError):
+        return QueryFailed(str(err))
+    if isinstance(err, RuntimeError) and "connect" in str(err).lower():
+        return Unavailable("Temporal cannot be reached (connection failed)")
+    if isinstance(err, ConnectionError):
+        return Unavailable("Temporal cannot be reached (connection failed)")
+    return err

@@ -1,0 +1,183 @@
+"""Client-side operations on project workflows: create (idempotent), propose, read.
+
+Everything that talks to Temporal for a project goes through here, so the HTTP API, the CLI, the
+benchmarks and the tests share one translation of SWOOSH operations into Temporal calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.document import genesis
+from swoosh.workflows.engine import EngineConfig, EngineSnapshot
+from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle.visibility import search_attributes_of
+from swoosh.workflows.lifecycle.workflow import ProjectLifecycle
+from swoosh.workflows.messages import (
+    REJECTION_ERROR_TYPE,
+    RETRY_LATER_ERROR_TYPE,
+    DecisionsPage,
+    HeadView,
+    HealthView,
+    LifecycleInput,
+    LifecycleSettings,
+    RejectionLogEntry,
+    StateView,
+)
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.statechart import default_statechart
+
+
+def initial_input(
+    project_id: str, keyring: Keyring, config: EngineConfig | None = None, settings: LifecycleSettings | None = None
+) -> LifecycleInput:
+    """The first snapshot of a project: its genesis document (deterministic from project id + keyring)."""
+    doc = genesis(default_statechart(), project_id, keyring)
+    return LifecycleInput(
+        snapshot=EngineSnapshot(document=doc, config=config or EngineConfig()),
+        settings=settings or LifecycleSettings(),
+    )
+
+
+async def ensure_project(
+    client: Client,
+    project_id: str,
+    keyring: Keyring,
+    task_queue: str,
+    config: EngineConfig | None = None,
+    settings: LifecycleSettings | None = None,
+) -> WorkflowHandle[ProjectLifecycle, None]:
+    """Start the project's workflow, or return the running one (idempotent)."""
+    inp = initial_input(project_id, keyring, config, settings)
+    return await client.start_workflow(
+        ProjectLifecycle.run,
+        inp,
+        **_start_options(project_id, inp, task_queue),
+        static_details=f"Lifecycle of project `{project_id}`; statechart {default_statechart().schema_hash[:19]}…",
+    )
+
+
+def _start_options(project_id: str, inp: LifecycleInput, task_queue: str) -> dict[str, Any]:
+    """How a project's workflow is started, alone or with its first Update."""
+    return {
+        "id": workflow_id(project_id),
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "search_attributes": search_attributes_of(inp.snapshot.document),
+        "static_summary": f"SWOOSH project {project_id}",
+    }
+
+
+def update_id(request: ProposalRequest) -> str:
+    """A fresh Temporal update id per call.
+
+    The SDK reuses it for its own RPC retries of this call; a caller's resend is a new call and is
+    answered by SWOOSH's idem_key dedupe (`duplicate: true`), which, unlike Temporal's update-id
+    dedupe, also survives continue-as-new.
+    """
+    body = request.body if isinstance(request.body, dict) else {}
+    idem = str(body.get("idem_key") or request.header_fields.get("idem_key") or "")[:64]
+    return f"{idem}/{uuid.uuid4().hex}"
+
+
+def rejected_from(err: WorkflowUpdateFailedError) -> Rejected | None:
+    """The contract rejection carried by a failed Update, or None for any other failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == REJECTION_ERROR_TYPE and cause.details:
+        return Rejected.model_validate(cause.details[0])
+    return None
+
+
+def turned_away(err: BaseException) -> str | None:
+    """The workflow's reason when it turned an Update away unseen (nothing written: resending is safe)."""
+    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+    if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE:
+        return cause.message
+    return None
+
+
+# Waits between resends of an Update turned away with "retry later" (rare: only in a workflow task
+# retried after a worker died, see ProjectLifecycle._resumed). The last failure propagates and the
+# HTTP API answers it with 503 + Retry-After.
+TURNED_AWAY_WAITS_S = (0.0, 0.05, 0.2, 0.5)
+
+
+async def _update(send: Callable[[], Awaitable[Accepted]]) -> Accepted | Rejected:
+    for wait in (*TURNED_AWAY_WAITS_S, None):
+        try:
+            return await send()
+        except WorkflowUpdateFailedError as err:
+            rejected = rejected_from(err)
+            if rejected is not None:
+                return rejected
+            if wait is None or turned_away(err) is None:
+                raise
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def handle(client: Client, project_id: str) -> WorkflowHandle[ProjectLifecycle, None]:
+    """The typed handle of a project's workflow: Updates, Signals and queries by method reference."""
+    return client.get_workflow_handle_for(ProjectLifecycle.run, workflow_id(project_id))
+
+
+async def propose(client: Client, project_id: str, request: ProposalRequest) -> Accepted | Rejected:
+    """Send a proposal as an Update and return the contract answer (accepted, duplicate or rejected)."""
+    wf = handle(client, project_id)
+
+    async def send() -> Accepted:
+        return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request))
+
+    return await _update(send)
+
+
+async def propose_with_start(
+    client: Client, project_id: str, request: ProposalRequest, keyring: Keyring, task_queue: str
+) -> Accepted | Rejected:
+    """Create the project if needed and send the proposal, in one round trip."""
+    inp = initial_input(project_id, keyring)
+
+    async def send() -> Accepted:
+        op = WithStartWorkflowOperation(ProjectLifecycle.run, inp, **_start_options(project_id, inp, task_queue))
+        return await client.execute_update_with_start_workflow(
+            ProjectLifecycle.transition, request, id=update_id(request), start_workflow_operation=op
+        )
+
+    return await _update(send)
+
+
+async def signal_proposal(client: Client, project_id: str, request: ProposalRequest) -> None:
+    await handle(client, project_id).signal(ProjectLifecycle.propose, request)
+
+
+async def request_snapshot(client: Client, project_id: str) -> None:
+    await handle(client, project_id).signal(ProjectLifecycle.request_snapshot)
+
+
+async def read_state(client: Client, project_id: str, projection: list[str] | None = None) -> StateView:
+    return await handle(client, project_id).query(ProjectLifecycle.state, projection)
+
+
+async def read_head(client: Client, project_id: str) -> HeadView:
+    return await handle(client, project_id).query(ProjectLifecycle.head)
+
+
+async def read_health(client: Client, project_id: str) -> HealthView:
+    return await handle(client, project_id).query(ProjectLifecycle.health)
+
+
+async def read_decisions(client: Client, project_id: str, after_index: int = 0, limit: int = 100) -> DecisionsPage:
+    return await handle(client, project_id).query(ProjectLifecycle.decisions, args=[after_index, limit])
+
+
+async def read_rejections(client: Client, project_id: str) -> list[RejectionLogEntry]:
+    return await handle(client, project_id).query(ProjectLifecycle.rejection_log)

@@ -1,0 +1,26 @@
+"""The workflow's fixed tuning, named in one place: retry policies, waits, limits, patch markers.
+
+These are code, not settings: changing one changes the commands a workflow emits, so a change
+needs a patch marker (and a committed history) like any other change to workflow code.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Patch markers, in the order each run asks for them (see ProjectLifecycle.__init__).
+PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
+PATCH_RECORD_BYTES = "decision-record-byte-limits"
+
+# The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
+GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
+# Decision-record delivery: the sink may be down for a while; the pump backs off between rounds.
+DELIVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
+SINK_BACKOFF = timedelta(seconds=30)
+
+# A system quarantine's rationale is built from guard reasons; it lands in the state document.
+QUARANTINE_RATIONALE_CHARS = 4096

@@ -1,0 +1,104 @@
+"""What the workflow's queries answer, built from the engine and the outbox (pure: no Temporal import)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from swoosh.workflows.answers import Rejected
+from swoosh.workflows.document import phases, projection_sections
+from swoosh.workflows.engine import Engine
+from swoosh.workflows.lifecycle.outbox import Outbox
+from swoosh.workflows.messages import HeadView, HealthView, RejectionLogEntry, StateView
+from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.statechart import SECTIONS
+
+# Reasons can quote a caller's text (a malformed hlc, say); a signal's body may be megabytes.
+REJECTION_REASON_CHARS = 1000
+REJECTION_IDEM_KEY_CHARS = 256
+REJECTION_TRANSITION_CHARS = 64
+
+
+def state_view(engine: Engine, projection: list[str] | None) -> StateView:
+    """GET /state: the whole document, or the named sections (ValueError for unknown names)."""
+    doc = engine.document
+    wanted = projection_sections(projection)
+    shown = doc if wanted is None else {k: doc[k] for k in SECTIONS if k in wanted}
+    return StateView(
+        project_id=engine.project_id,
+        hash=engine.head_hash,
+        index=engine.index,
+        hlc_last=doc["hlc_last"],
+        phase={k: v for k, v in phases(doc).items() if k != "license"},
+        projection=shown,
+    )
+
+
+def head_view(engine: Engine) -> HeadView:
+    return HeadView(
+        project_id=engine.project_id,
+        hash=engine.head_hash,
+        index=engine.index,
+        hlc_last=engine.document["hlc_last"],
+        top=engine.top,
+    )
+
+
+def health_view(
+    engine: Engine,
+    outbox: Outbox,
+    *,
+    consensus: dict[str, Any],
+    snapshot_index: int,
+    snapshot_hlc: str | None,
+    inbox: int,
+    runs: int,
+) -> HealthView:
+    doc, top = engine.document, engine.top
+    lic = doc["control"]["license"]["phase"]
+    if top == "TERMINATED":
+        status = "down"
+    elif top in ("QUARANTINED", "RECOVERY") or lic != "OK" or outbox.behind():
+        status = "degraded"
+    else:
+        status = "ok"
+    return HealthView(
+        status=status,
+        consensus=consensus,
+        lastSnapshotHLC=snapshot_hlc,
+        walLag=engine.index - snapshot_index,
+        index=engine.index,
+        undelivered=len(outbox.undelivered),
+        delivered_index=outbox.delivered_index,
+        inbox=inbox,
+        runs=runs,
+        top=top,
+        license=lic,
+        quarantined=bool(doc["policy"]["quarantined"]),
+    )
+
+
+def rejection_log(entries: Iterable[RejectionLogEntry], size: int) -> deque[RejectionLogEntry]:
+    """The Signal path's rejections, newest last, at most `size` (they ride in every snapshot)."""
+    return deque(entries, maxlen=size)
+
+
+def rejection_entry(req: ProposalRequest, rejected: Rejected, at_index: int) -> RejectionLogEntry:
+    """What the rejection log keeps of a Signal-path rejection: clipped, since a body may be megabytes."""
+    body = req.body if isinstance(req.body, dict) else {}
+    return RejectionLogEntry(
+        idem_key=clip(body.get("idem_key") or req.header_fields.get("idem_key"), REJECTION_IDEM_KEY_CHARS),
+        transition=clip(body.get("transition"), REJECTION_TRANSITION_CHARS),
+        error=rejected.error,
+        reason=clip(rejected.reason, REJECTION_REASON_CHARS) or "",
+        failing_guard=rejected.failing_guard,
+        at_index=at_index,
+    )
+
+
+def clip(v: object, limit: int) -> str | None:
+    """A caller's string, cut to `limit` characters; None for anything that is not a string."""
+    if not isinstance(v, str):
+        return None
+    return v if len(v) <= limit else v[: limit - 1] + "…"

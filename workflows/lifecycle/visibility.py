@@ -1,0 +1,44 @@
+"""What the Temporal UI and visibility queries show of a project: search attributes and current details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from swoosh.workflows.document import phases
+
+SA_TOP = SearchAttributeKey.for_keyword("SwooshTop")
+SA_INGESTION = SearchAttributeKey.for_keyword("SwooshIngestion")
+SA_COUNCIL = SearchAttributeKey.for_keyword("SwooshCouncil")
+SA_ENVIRONMENT = SearchAttributeKey.for_keyword("SwooshEnvironment")
+SA_EXECUTION = SearchAttributeKey.for_keyword("SwooshExecution")
+SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
+SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
+SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
+
+
+def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:
+    """The typed search attributes describing a document (for start and for upserts)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_TOP, doc["control"]["top"]),
+            SearchAttributePair(SA_INGESTION, doc["ingestion"]["phase"] or "-"),
+            SearchAttributePair(SA_COUNCIL, doc["council"]["phase"] or "-"),
+            SearchAttributePair(SA_ENVIRONMENT, doc["environment"]["phase"] or "-"),
+            SearchAttributePair(SA_EXECUTION, doc["execution"]["phase"] or "-"),
+            SearchAttributePair(SA_QUARANTINED, bool(doc["policy"]["quarantined"])),
+            SearchAttributePair(SA_INDEX, int(doc["meta"]["index"])),
+        ]
+    )
+
+
+def details(doc: dict[str, Any], head_hash: str, runs: int, snapshot_index: int, undelivered: int) -> str:
+    """The workflow's current details (markdown) for the Temporal UI."""
+    ph = phases(doc)
+    return (
+        f"**{ph['top']}** · index {doc['meta']['index']} · head `{head_hash[:19]}…`\n\n"
+        f"ingestion {ph['ingestion']} · council {ph['council']} · environment {ph['environment']} · "
+        f"execution {ph['execution']} · licence {ph['license']}\n\n"
+        f"run {runs} (snapshot at index {snapshot_index}) · undelivered records {undelivered}"
+    )

@@ -1,0 +1,373 @@
+"""`ProjectLifecycle`: one deterministic Temporal workflow per project.
+
+Temporal history is the write-ahead log; continue-as-new carries the snapshot. Transitions arrive as
+the `transition` Update (synchronous answer) or the `propose` Signal (fire-and-forget); both go
+through `_decide`. Everything that can be decided without facts is decided in the Update validator,
+so those rejections write nothing to history; guards over facts run in a local activity.
+
+The class conducts: the pure engine decides, the outbox holds decision records, the delivery pump
+sends them, the task fence keeps live runs and replays in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from swoosh.guards.context import GuardContext
+    from swoosh.guards.outcome import GuardOutcome, failed
+    from swoosh.guards.policy import BUILTIN_RULES, scan
+    from swoosh.workflows.answers import Accepted, GuardResult, Rejected
+    from swoosh.workflows.document import validate_document
+    from swoosh.workflows.engine import Admitted, Engine
+    from swoosh.workflows.errors import ProposalError
+    from swoosh.workflows.lifecycle import views
+    from swoosh.workflows.lifecycle.delivery import DeliveryPump, PumpState
+    from swoosh.workflows.lifecycle.fence import TaskFence, TaskKey
+    from swoosh.workflows.lifecycle.outbox import Outbox
+    from swoosh.workflows.lifecycle.tuning import (
+        GUARD_RETRY,
+        PATCH_RECORD_BYTES,
+        PATCH_REVERB_SNAPSHOT_MIN,
+        QUARANTINE_RATIONALE_CHARS,
+    )
+    from swoosh.workflows.lifecycle.visibility import details
+    from swoosh.workflows.messages import (
+        ACTIVITY_GUARDS,
+        QUERY_DECISIONS,
+        QUERY_HEAD,
+        QUERY_HEALTH,
+        QUERY_REJECTIONS,
+        QUERY_STATE,
+        REJECTION_ERROR_TYPE,
+        RETRY_LATER_ERROR_TYPE,
+        SIGNAL_PROPOSE,
+        SIGNAL_SNAPSHOT,
+        WORKFLOW_NAME,
+        DecisionsPage,
+        GuardRequest,
+        GuardResponse,
+        HeadView,
+        HealthView,
+        LifecycleInput,
+        RejectionLogEntry,
+        StateView,
+    )
+    from swoosh.workflows.proposal import ProposalRequest
+    from swoosh.workflows.statechart import default_statechart
+
+    CHART = default_statechart()
+
+
+def rejection_error(rejected: Rejected) -> ApplicationError:
+    """The Update failure that carries a contract rejection (the API maps it to a 400)."""
+    return ApplicationError(
+        f"{rejected.error}: {rejected.reason}",
+        rejected.model_dump(mode="json"),
+        type=REJECTION_ERROR_TYPE,
+        non_retryable=True,
+    )
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ProjectLifecycle:
+    @workflow.init
+    def __init__(self, inp: LifecycleInput) -> None:
+        self.settings = inp.settings
+        validate_document(inp.snapshot.document)  # a malformed snapshot fails here, loudly, not later
+        self.engine = Engine(CHART, inp.snapshot)
+        self.lock = asyncio.Lock()
+        self.inbox: list[ProposalRequest] = list(inp.inbox)
+        self.rejections = views.rejection_log(inp.rejections, self.settings.rejection_log)
+        self.snapshot_index = inp.snapshot_index
+        self.snapshot_hlc = inp.snapshot_hlc
+        self.runs = inp.runs
+        self.snapshot_wanted = False
+        self.draining = False
+        self.fence = TaskFence()
+        # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB; runs
+        # recorded before byte limits cut delivery batches by count alone. Both asked once, in this
+        # order, as each run starts (before any handler), so that their histories replay unchanged.
+        self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
+        byte_limits = workflow.patched(PATCH_RECORD_BYTES)
+        self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
+        self.pump = DeliveryPump(self, self.engine, self.outbox, self.settings)
+        meter = workflow.metric_meter()
+        self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
+        self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
+        self.m_quarantine = meter.create_counter("swoosh_quarantine_total", "projects quarantined")
+
+    # ------------------------------------------------------------------ run loop
+    @workflow.run
+    async def run(self, inp: LifecycleInput) -> None:
+        self.describe()
+        self.pump_task = asyncio.create_task(self.pump.run())  # kept referenced; never cancelled
+        self.resumed()
+        while True:
+            await self.quiet()
+            self.resumed()
+            armed = self._grace_deadline()
+
+            def work_or_timer_changed(armed: int | None = armed) -> bool:
+                # Checked in every activation after its Updates were validated: lifts a catch-up
+                # fence as soon as a later task shows up, even if nothing else runs in it.
+                self.fence.observe(self._task_key())
+                changed = bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
+                return changed and workflow.all_handlers_finished()
+
+            try:
+                await workflow.wait_condition(
+                    work_or_timer_changed, timeout=self._until(armed), timeout_summary="licence grace expiry"
+                )
+            except TimeoutError:
+                pass
+            self.resumed()
+            await self.quiet()  # the timer may have fired in the same task as incoming Updates
+            self.resumed()
+            await self._fire_timers()
+            while self.inbox and not self._snapshot_due():
+                await self._process_signal(self.inbox.pop(0))
+            if self._snapshot_due():
+                self.draining = True
+                # Continue-as-new only from here, after every handler finished (never from a handler),
+                # and not while the delivery pump is leaving a flush wait: continue-as-new must be the
+                # last command, so nothing may follow it. An in-flight delivery is simply abandoned;
+                # its records ride along in the snapshot and the sink is idempotent.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and self.pump.state is not PumpState.FLUSHING
+                )
+                self.resumed()
+                workflow.continue_as_new(self._next_input())
+
+    async def quiet(self) -> None:
+        """Wait until no Update handler is in flight.
+
+        Determinism rule: code outside the Update handlers (this run loop, the delivery pump) emits
+        commands only at such quiet points. After a workflow task times out (a worker killed
+        mid-task), replay may order an Update's acceptance differently against a timer firing or an
+        activity completing in the same task (seen in chaos runs; cf. sdk-rust #943). At a quiet
+        point every handler of the task has already produced its commands, so what the background
+        code emits next cannot depend on that order.
+        """
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self.draining)
+
+    def resumed(self) -> None:
+        """Background code (run loop, delivery pump) is about to act: fence off this workflow task."""
+        self.fence.resume(self._task_key())
+
+    def _task_key(self) -> TaskKey:
+        return workflow.info().get_current_history_length(), self._now_ms()
+
+    def _snapshot_due(self) -> bool:
+        if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
+            return False
+        accepted = self.engine.index - self.snapshot_index
+        return (
+            self.snapshot_wanted
+            or accepted >= self.settings.snapshot_every
+            or (accepted > 0 and workflow.info().is_continue_as_new_suggested())
+        )
+
+    def _next_input(self) -> LifecycleInput:
+        return LifecycleInput(
+            snapshot=self.engine.snapshot(),
+            settings=self.settings,
+            undelivered=self.outbox.undelivered,
+            retained=list(self.outbox.retained),
+            inbox=self.inbox,
+            rejections=list(self.rejections),
+            snapshot_index=self.engine.index,
+            snapshot_hlc=self.engine.document["hlc_last"],
+            runs=self.runs + 1,
+        )
+
+    def _now_ms(self) -> int:
+        return int(workflow.now().timestamp() * 1000)
+
+    def _grace_deadline(self) -> int | None:
+        lic = self.engine.document["control"]["license"]
+        return lic["grace_deadline_ms"] if lic["phase"] == "DEGRADED_GRACE" else None
+
+    def _until(self, deadline_ms: int | None) -> timedelta | None:
+        return None if deadline_ms is None else timedelta(milliseconds=max(1, deadline_ms - self._now_ms()))
+
+    async def _fire_timers(self) -> None:
+        deadline = self._grace_deadline()
+        if deadline is not None and self._now_ms() >= deadline:
+            async with self.lock:
+                if self.engine.document["control"]["license"]["phase"] == "DEGRADED_GRACE":
+                    self._system("License_GraceExpired", {})
+
+    # ------------------------------------------------------------------ transitions
+    # Named after the method (UPDATE_TRANSITION): the SDK types method references only for the bare decorator.
+    @workflow.update
+    async def transition(self, req: ProposalRequest) -> Accepted:
+        self.fence.observe(self._task_key())
+        async with self.lock:  # handlers await activities: serialise, then re-check the head inside
+            answer = await self._decide(req)
+        if isinstance(answer, Rejected):
+            raise rejection_error(answer)
+        return answer
+
+    @transition.validator
+    def validate_transition(self, req: ProposalRequest) -> None:
+        """Reject what is decidable now, so those rejections write nothing to history."""
+        if self.fence.fenced(self._task_key()):
+            raise _retry_later("the project is busy recovering a workflow task; resend the same proposal")
+        try:
+            admitted = self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
+        if isinstance(admitted, Admitted):
+            behind = self.outbox.backlog_reason()
+            if behind is not None:
+                raise _retry_later(behind)  # back-pressure, not loss: duplicates and rejections are still answered
+
+    @workflow.signal(name=SIGNAL_PROPOSE)
+    def propose(self, req: ProposalRequest) -> None:
+        """Fire-and-forget path: queued, decided by the run loop; rejections go to the rejection log."""
+        self.inbox.append(req)
+
+    @workflow.signal(name=SIGNAL_SNAPSHOT)
+    def request_snapshot(self) -> None:
+        """Operator-forced snapshot: continue-as-new at the next safe point."""
+        self.snapshot_wanted = True
+
+    async def _process_signal(self, req: ProposalRequest) -> None:
+        async with self.lock:
+            answer = await self._decide(req)
+        if isinstance(answer, Rejected):
+            self.rejections.append(views.rejection_entry(req, answer, self.engine.index))
+
+    async def _decide(self, req: ProposalRequest) -> Accepted | Rejected:
+        try:
+            admitted = self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            return Rejected.of(err, self.engine.head_hash)
+        if isinstance(admitted, Accepted):
+            return admitted
+        breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
+        if breaches:
+            outcome = failed("policy", *(f"breach: {b}" for b in breaches))
+            self._quarantine_for(outcome)
+            breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
+            return Rejected.of(breach, self.engine.head_hash, [_result(outcome)])
+        outcomes = await self._run_guards(admitted)
+        try:
+            answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
+        except ProposalError as err:
+            if err.code == "guard_failed":
+                self.m_guard_fail.with_additional_attributes({"guard": err.failing_guard or "?"}).add(1)
+                if err.failing_guard == "policy":
+                    self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
+            return Rejected.of(err, self.engine.head_hash, [_result(o) for o in outcomes])
+        if record:
+            self._accepted(answer, record, admitted.transition.spec.snapshot)
+        return answer
+
+    async def _run_guards(self, admitted: Admitted) -> list[GuardOutcome]:
+        spec, p = admitted.transition.spec, admitted.proposal
+        if not spec.guards:
+            return []
+        context = GuardContext(
+            project_id=self.engine.project_id,
+            transition=spec.name,
+            signer=p.signer,
+            window_id=p.window_id,
+            window_class=spec.window,
+            evidence=tuple(p.evidence),
+        )
+        request = GuardRequest(
+            guards=list(spec.guards),
+            state=self.engine.document,
+            inputs=p.inputs,
+            context=context,
+            now_ms=self._now_ms(),
+        )
+        response = await workflow.execute_local_activity(
+            ACTIVITY_GUARDS,
+            request,
+            result_type=GuardResponse,
+            start_to_close_timeout=timedelta(milliseconds=self.settings.guard_timeout_ms),
+            retry_policy=GUARD_RETRY,
+            summary=f"guards {', '.join(spec.guards)} for {spec.name}",
+        )
+        return list(response.outcomes)
+
+    def _system(self, name: str, inputs: dict[str, Any]) -> Accepted:
+        answer, record = self.engine.apply_system(name, inputs, self._now_ms())
+        self._accepted(answer, record, False)
+        return answer
+
+    def _quarantine_for(self, outcome: GuardOutcome) -> None:
+        if self.engine.top in ("QUARANTINED", "TERMINATED"):
+            return
+        rationale = "SHHH policy breach: " + "; ".join(outcome.reasons)
+        try:
+            self._system("Policy_Quarantine", {"reason": rationale[:QUARANTINE_RATIONALE_CHARS]})
+        except ProposalError:
+            return  # not quarantinable from here (e.g. already leaving); the rejection still stands
+        self.m_quarantine.add(1)
+
+    def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool) -> None:
+        self.outbox.add(record)
+        self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
+        if snapshot_point and self.engine.index - self.snapshot_index >= self.reverb_min:
+            self.snapshot_wanted = True
+        self.describe()
+
+    def describe(self) -> None:
+        """The workflow's current details in the Temporal UI."""
+        text = details(
+            self.engine.document, self.engine.head_hash, self.runs, self.snapshot_index, len(self.outbox.undelivered)
+        )
+        workflow.set_current_details(text)
+
+    # ------------------------------------------------------------------ queries
+    @workflow.query(name=QUERY_STATE)
+    def state(self, projection: list[str] | None = None) -> StateView:
+        return views.state_view(self.engine, projection)
+
+    @workflow.query(name=QUERY_HEAD)
+    def head(self) -> HeadView:
+        return views.head_view(self.engine)
+
+    @workflow.query(name=QUERY_HEALTH)
+    def health(self) -> HealthView:
+        info = workflow.info()
+        return views.health_view(
+            self.engine,
+            self.outbox,
+            consensus={"mode": "temporal-single-writer", "workflow_id": info.workflow_id, "run_id": info.run_id},
+            snapshot_index=self.snapshot_index,
+            snapshot_hlc=self.snapshot_hlc,
+            inbox=len(self.inbox),
+            runs=self.runs,
+        )
+
+    @workflow.query(name=QUERY_DECISIONS)
+    def decisions(self, after_index: int = 0, limit: int = 100) -> DecisionsPage:
+        return DecisionsPage(
+            project_id=self.engine.project_id,
+            records=self.outbox.page(after_index, limit),
+            first_retained_index=self.outbox.first_retained_index(),
+            head_index=self.engine.index,
+        )
+
+    @workflow.query(name=QUERY_REJECTIONS)
+    def rejection_log(self) -> list[RejectionLogEntry]:
+        return list(self.rejections)
+
+
+def _result(o: GuardOutcome) -> GuardResult:
+    return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
+
+
+def _retry_later(reason: str) -> ApplicationError:
+    """An Update turned away unseen (nothing written): the caller resends the same proposal."""
+    return ApplicationError(reason, type=RETRY_LATER_ERROR_TYPE, non_retryable=True)

