@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import httpx
 
+from swoosh.activities.config import BackbeatSettings
 from swoosh.guards.facts import BeatFrame
-from swoosh.worker.settings import BackbeatSettings
 from swoosh.workflows.statechart import WindowClass
 
 log = logging.getLogger("swoosh.activities.backbeat")

@@ -11,16 +11,35 @@ import asyncio
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import httpx
+from pydantic import BaseModel, ConfigDict, field_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.ids import PROJECT_ID_RE
 from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult
+
+
+class RecordsSettings(BaseModel):
+    """Where decision records go: local JSONL files (`<data_dir>/decisions`) unless a BUBBLE URL is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bubble_url: str | None = None  # POST {bubble_url}/projects/{id}/decisions
+
+    @field_validator("bubble_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
 
 class DecisionSink(Protocol):
@@ -140,6 +159,13 @@ class HttpSink:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def decision_sink(settings: RecordsSettings, data_dir: Path) -> DecisionSink:
+    """The BUBBLE sink when a URL is configured, else the local JSONL files under `data_dir`."""
+    if settings.bubble_url:
+        return HttpSink(settings.bubble_url)
+    return JsonlSink(data_dir / "decisions")
 
 
 class DeliveryActivities:

@@ -25,11 +25,11 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from swoosh.activities.backbeat import EmbeddedBeatProvider, HttpBeatProvider, Schedule
+from swoosh.activities.config import ProvidersConfig, ProviderSettings
 from swoosh.activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider
 from swoosh.activities.mcp import EmbeddedMcpProvider, HttpMcpProvider
 from swoosh.activities.shhh import EmbeddedPolicyProvider, HttpPolicyProvider
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
-from swoosh.worker.settings import ProviderSettings, Settings
 
 log = logging.getLogger("swoosh.activities.facts")
 
@@ -147,9 +147,11 @@ class FactCache(Generic[T]):
 
 
 class FactsService:
-    """Builds `guards.facts.Facts` for decisions from the providers configured in `Settings`."""
+    """Builds `guards.facts.Facts` for decisions from the providers configured in the process settings."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], int] | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self, settings: ProvidersConfig, *, clock: Callable[[], int] | None = None, seed: int | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock or wall_clock_ms
         self._rng = random.Random(seed)

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 
 from swoosh.activities.backbeat import Schedule
-from swoosh.api.client._clock import HLCClock
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import HLCClock, ProposalFactory, Signers
 from swoosh.chaos.schedule import Profile, ProposalFaults
 from swoosh.workflows.hlc import HLC
 from swoosh.workflows.statechart import default_statechart

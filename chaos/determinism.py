@@ -28,11 +28,10 @@ from typing import Any
 import httpx
 
 from swoosh.activities.backbeat import Schedule
-from swoosh.api.client._factory import ProposalFactory
-from swoosh.chaos.keys import load_signers
+from swoosh.activities.config import BackbeatSettings
+from swoosh.api.client import ProposalFactory, load_signers
 from swoosh.chaos.process import cancel_on_signal
 from swoosh.chaos.stack import Stack
-from swoosh.worker.settings import BackbeatSettings
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.replay.fold import fold
 from swoosh.workflows.replay.history import fetch_project_runs, run_facts

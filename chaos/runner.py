@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from swoosh.activities.backbeat import Schedule
+from swoosh.api.client import load_signers
 from swoosh.chaos.callers import Caller, Observations, Shared
 from swoosh.chaos.evidence import collect
 from swoosh.chaos.faults import Injector
 from swoosh.chaos.invariants import check_project
-from swoosh.chaos.keys import load_signers
 from swoosh.chaos.report import ChaosReport, RecoveryMetrics, recovery_times
 from swoosh.chaos.schedule import Profile, build_schedule, schedule_digest
 from swoosh.chaos.stack import Stack

@@ -30,8 +30,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from swoosh.activities.kaching import create_dev_license
+from swoosh.api.client import dev_keyring
 from swoosh.chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
-from swoosh.worker.dev import ensure_dev_keyring
 from swoosh.workflows.testing.environment import binary, search_attribute_flags
 
 WORKER_READY_LINE = b"swoosh worker: task queue"
@@ -215,7 +215,7 @@ class Stack:
     async def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        ensure_dev_keyring(self.root, None)
+        dev_keyring(self.root)
         create_dev_license(self.root)
         self._temporal = self._temporal_proc()
         self._temporal.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.testing.environment import FakeFacts
 
 # The test kit's fixtures are opt-in: a project that wants them names the plugin, as here.

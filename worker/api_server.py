@@ -19,6 +19,7 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from swoosh.activities.decisions import JsonlSink
 from swoosh.api.server import jsonlog
 from swoosh.api.server.app import create_app
 from swoosh.worker.keyring_file import load_keyring
@@ -86,7 +87,7 @@ def build_server(
         keyring=keyring,
         default_project=settings.api.default_project,
         tokens=settings.api.tokens,
-        data_dir=Path(settings.data_dir),
+        decision_store=JsonlSink(Path(settings.data_dir) / "decisions"),
         engine_config=settings.engine.config(),
         lifecycle_settings=settings.engine.lifecycle(),
     )

@@ -88,8 +88,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("swoosh.worker.keys", "generate an Ed25519 key pair and add it to a keyring"),
     "propose": ("swoosh.worker.propose", "sign and send a proposal"),
     "state": ("swoosh.worker.state", "read a project's state"),
-    "replay": ("swoosh.workflows.replay.replayer", "replay project histories and fold them through the pure reducer"),
-    "audit": ("swoosh.workflows.replay.audit", "verify a project's decision-record chain against its history"),
+    "replay": ("swoosh.worker.replay", "replay project histories and fold them through the pure reducer"),
+    "audit": ("swoosh.worker.audit", "verify a project's decision-record chain against its history"),
     "chaos": ("swoosh.chaos.cli", "run a seeded chaos scenario and check every invariant"),
     "determinism": ("swoosh.chaos.determinism", "10k-transition run through the API, then replicas and fold compared"),
 }

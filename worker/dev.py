@@ -11,27 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 
 from swoosh.activities.kaching import create_dev_license
-from swoosh.api.client._factory import DEFAULT_ROLES
+from swoosh.api.client import DevKeyring, dev_keyring
 from swoosh.worker.keyring_file import load_keyring
 from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
 from swoosh.worker.settings import Settings
-from swoosh.workflows.crypto import private_key_to_text, signer_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
 from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
@@ -44,34 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sticky", action="store_true", help="worker without sticky cache")
 
 
-@dataclass
-class DevKeyring:
-    path: Path
-    keys_dir: Path | None
-    generated: bool
-
-
 def ensure_dev_keyring(data_dir: Path, configured: Path | None) -> DevKeyring:
-    """The configured keyring, or a generated development one (one key file per role), kept across runs."""
+    """The configured keyring (checked now, to fail early), or the generated development one."""
     if configured is not None:
-        load_keyring(configured)  # fail early with a clear error
+        load_keyring(configured)
         return DevKeyring(configured, None, False)
-    dev = data_dir / "dev"
-    path, keys = dev / "keyring.json", dev / "keys"
-    if not path.exists():
-        keys.mkdir(parents=True, exist_ok=True)
-        signers = []
-        for name, roles in DEFAULT_ROLES.items():
-            key = Ed25519PrivateKey.generate()
-            fd = os.open(keys / f"{name}.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(private_key_to_text(key) + "\n")
-            signers.append({"id": signer_id(key.public_key()), "roles": list(roles), "name": name})
-        path.write_text(
-            json.dumps({"signers": [{"id": s["id"], "roles": s["roles"]} for s in signers]}, indent=2) + "\n"
-        )
-        (dev / "signers.json").write_text(json.dumps({s["name"]: s["id"] for s in signers}, indent=2) + "\n")
-    return DevKeyring(path, keys, True)
+    return dev_keyring(data_dir)
 
 
 def _port_open(host: str, port: int) -> bool:

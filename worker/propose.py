@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swoosh.api.client._http import SwooshClient
+from swoosh.api.client import SwooshClient
 from swoosh.api.client.errors import Rejected, SwooshApiError
 
 DEFAULT_API = "http://127.0.0.1:8080"

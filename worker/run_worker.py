@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from swoosh.activities.decisions import DecisionSink, DeliveryActivities, HttpSink, JsonlSink
+from swoosh.activities.decisions import DecisionSink, DeliveryActivities, decision_sink
 from swoosh.activities.facts import FactsService
 from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.worker.settings import Settings
@@ -57,16 +57,6 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     )
 
 
-def decision_sink(settings: Settings) -> DecisionSink:
-    """The BUBBLE sink when configured (SWOOSH_BUBBLE_URL), else the local JSONL files."""
-    import os
-
-    url = os.environ.get("SWOOSH_BUBBLE_URL")
-    if url:
-        return HttpSink(url)
-    return JsonlSink(Path(settings.data_dir) / "decisions")
-
-
 def build_worker(
     client: Client, task_queue: str, facts: FactsSource, sink: DecisionSink, *, no_sticky: bool = False
 ) -> Worker:
@@ -94,7 +84,13 @@ def build_worker(
 async def running_worker(settings: Settings, client: Client, *, no_sticky: bool = False) -> AsyncIterator[Worker]:
     """Facts providers + worker, started and stopped together."""
     async with FactsService(settings) as facts:
-        worker = build_worker(client, settings.temporal.task_queue, facts, decision_sink(settings), no_sticky=no_sticky)
+        worker = build_worker(
+            client,
+            settings.temporal.task_queue,
+            facts,
+            decision_sink(settings.records, Path(settings.data_dir)),
+            no_sticky=no_sticky,
+        )
         task = asyncio.create_task(worker.run())
         try:
             yield worker

@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from swoosh.guards.facts import PolicyRuleSpec
-from swoosh.workflows.crypto import public_key_of
+from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSettings, ShhhSettings
+from swoosh.activities.decisions import RecordsSettings
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.errors import ConfigError
+from swoosh.workflows.ids import PROJECT_ID_PATTERN
 from swoosh.workflows.messages import LifecycleSettings
 
 ENV_PREFIX = "SWOOSH_"
 CONFIG_ENV = "SWOOSH_CONFIG"
-PROJECT_ID_RE = r"^[A-Za-z0-9_.-]{1,64}$"  # pydantic (Rust regex): $ is end of text
-BUILTIN_RULE_IDS = ("pem-private-key", "bearer-token", "api-key")
-
-ProviderMode = Literal["embedded", "http"]
 
 
 class _Section(BaseModel):
@@ -50,7 +46,8 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     tokens: tuple[SecretStr, ...] = ()
-    default_project: str = Field(default="default", pattern=PROJECT_ID_RE)
+    # pydantic's (Rust) regex: $ is the end of the text
+    default_project: str = Field(default="default", pattern=f"^{PROJECT_ID_PATTERN}$")
 
     def token_values(self) -> frozenset[str]:
         """The plaintext tokens, for comparison only (never log them)."""
@@ -77,155 +74,6 @@ class EngineSettings(_Section):
         return LifecycleSettings(snapshot_every=self.snapshot_every, reverb_snapshot_min=self.reverb_snapshot_min)
 
 
-class ProviderSettings(_Section):
-    """What every guard-fact provider shares: mode, upstream, timeouts, refresh cadence, fact ageing."""
-
-    mode: ProviderMode = "embedded"
-    base_url: str | None = None
-    timeout_ms: int = Field(default=2_000, ge=1, le=120_000)
-    connect_timeout_ms: int = Field(default=1_000, ge=1, le=120_000)
-    refresh_ms: int = Field(default=60_000, ge=10)
-    jitter_ms: int = Field(default=5_000, ge=0)
-    retry_ms: int = Field(default=2_000, ge=10)
-    max_age_ms: int = Field(default=300_000, ge=10)
-    stale_grace_ms: int = Field(default=0, ge=0)
-    max_skew_ms: int = Field(default=30_000, ge=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _coherent(self) -> Self:
-        if self.mode == "http" and self.base_url is None:
-            raise ValueError("mode 'http' needs base_url")
-        if self.jitter_ms >= self.refresh_ms:
-            raise ValueError(f"jitter_ms ({self.jitter_ms}) must be below refresh_ms ({self.refresh_ms})")
-        if self.refresh_ms > self.max_age_ms:
-            raise ValueError(f"refresh_ms ({self.refresh_ms}) must not exceed max_age_ms ({self.max_age_ms})")
-        if self.stale_grace_ms > self.max_age_ms:
-            raise ValueError(f"stale_grace_ms ({self.stale_grace_ms}) must not exceed max_age_ms ({self.max_age_ms})")
-        return self
-
-
-class KachingSettings(ProviderSettings):
-    """KACHING licence: a local signed licence file (embedded) or a licence token validated over HTTP."""
-
-    license_file: Path | None = None  # default: <data_dir>/license.json
-    public_key: str | None = None  # the licence signer id, hmmm:pubkey:<base64url>
-    public_key_file: Path | None = None  # default: <data_dir>/license.pub
-    token: SecretStr | None = None
-    token_file: Path | None = None
-
-    @field_validator("public_key")
-    @classmethod
-    def _signer(cls, value: str | None) -> str | None:
-        if value is not None and public_key_of(value) is None:
-            raise ValueError("must be a signer id hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>")
-        return value
-
-    def resolved_public_key(self) -> str | None:
-        """The licence public key, from `public_key` or else `public_key_file`; None when neither is usable."""
-        if self.public_key is not None:
-            return self.public_key
-        if self.public_key_file is None:
-            return None
-        try:
-            text = self.public_key_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return text if public_key_of(text) is not None else None
-
-    def resolved_token(self) -> str | None:
-        """The licence token from `token` or else `token_file` (never log it)."""
-        if self.token is not None:
-            return self.token.get_secret_value()
-        if self.token_file is None:
-            return None
-        try:
-            return self.token_file.read_text(encoding="utf-8").strip() or None
-        except OSError:
-            return None
-
-
-class BackbeatSettings(ProviderSettings):
-    """BACKBEAT: the local beat schedule (embedded) or beat frames polled from a BACKBEAT endpoint."""
-
-    refresh_ms: int = Field(default=1_000, ge=10)
-    jitter_ms: int = Field(default=100, ge=0)
-    retry_ms: int = Field(default=500, ge=10)
-    max_age_ms: int = Field(default=60_000, ge=10)
-    tempo_bpm: int = Field(default=30, ge=1, le=6_000)
-    beats_per_bar: int = Field(default=4, ge=1, le=1_024)
-    share_unit: Literal["percent", "beats"] = "percent"
-    plan: int = Field(default=25, ge=1)
-    work: int = Field(default=25, ge=1)
-    review: int = Field(default=25, ge=1)
-    reverb: int = Field(default=25, ge=1)
-    epoch_ms: int = Field(default=0, ge=0)
-    pressure: int = Field(default=0, ge=0, le=100)
-
-    @model_validator(mode="after")
-    def _shares(self) -> Self:
-        total = self.plan + self.work + self.review + self.reverb
-        want = 100 if self.share_unit == "percent" else self.beats_per_bar
-        if total != want:
-            what = "100 (percent)" if self.share_unit == "percent" else f"beats_per_bar ({self.beats_per_bar})"
-            raise ValueError(f"plan + work + review + reverb = {total}, must equal {what}")
-        return self
-
-
-class McpSettings(ProviderSettings):
-    """MCP registry: a static tool list (embedded) or the registry's tool versions over HTTP."""
-
-    refresh_ms: int = Field(default=30_000, ge=10)
-    jitter_ms: int = Field(default=3_000, ge=0)
-    max_age_ms: int = Field(default=120_000, ge=10)
-    stale_grace_ms: int = Field(default=30_000, ge=0)
-    tools: dict[str, str] = Field(default_factory=lambda: {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0"})
-    probe: tuple[str, ...] = ()  # http mode: the tools to ask the registry about (empty = all it serves)
-
-    @field_validator("tools")
-    @classmethod
-    def _tools(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, version in value.items():
-            if not name.strip() or not version.strip():
-                raise ValueError("tool names and versions must be non-empty")
-        return value
-
-
-class ShhhSettings(ProviderSettings):
-    """SHHH policy: built-in secret rules plus custom regex rules; optionally an external policy endpoint."""
-
-    refresh_ms: int = Field(default=60_000, ge=10)  # how long an external verdict for the same inputs is reused
-    builtin: bool = True
-    rules: tuple[PolicyRuleSpec, ...] = ()
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, rules: tuple[PolicyRuleSpec, ...]) -> tuple[PolicyRuleSpec, ...]:
-        seen: set[str] = set()
-        for i, rule in enumerate(rules):
-            where = f"rule {i} ({rule.id!r})"
-            if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", rule.id):
-                raise ValueError(f"{where}: id must be 1-64 of [A-Za-z0-9_.:-]")
-            if rule.id in seen or rule.id in BUILTIN_RULE_IDS:
-                raise ValueError(f"{where}: id is used twice or by a built-in rule")
-            seen.add(rule.id)
-            try:
-                compiled = re.compile(rule.pattern)
-            except re.error as err:
-                raise ValueError(f"{where}: invalid regex {rule.pattern!r}: {err}") from None
-            if compiled.search("") is not None:
-                raise ValueError(f"{where}: pattern matches the empty string, so it would flag every value")
-        return rules
-
-
 class Settings(_Section):
     """Everything a SWOOSH process is configured with."""
 
@@ -238,6 +86,7 @@ class Settings(_Section):
     backbeat: BackbeatSettings = Field(default_factory=BackbeatSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     shhh: ShhhSettings = Field(default_factory=ShhhSettings)
+    records: RecordsSettings = Field(default_factory=RecordsSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -304,7 +153,7 @@ def env_variables() -> list[EnvVar]:
     defaults = Settings()
     for name, field in Settings.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, _Section):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             section = getattr(defaults, name)
             for sub in annotation.model_fields:
                 path = (name, sub)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from swoosh.api.client._http import SwooshClient
+from swoosh.api.client import SwooshClient
 from swoosh.api.client.errors import SwooshApiError
 from swoosh.worker.propose import add_common
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from swoosh.api.server.problems import Overloaded
+from swoosh.api.server.problems import OverloadedProblem
 
 DEFAULT_MAX_IN_FLIGHT = 8
 DEFAULT_MAX_WAITING = 64
@@ -50,13 +50,13 @@ class Admission:
 
     @asynccontextmanager
     async def slot(self, project_id: str) -> AsyncIterator[None]:
-        """Hold one of the project's in-flight slots; raise Overloaded when the queue is full or too slow."""
+        """Hold one of the project's in-flight slots; raise OverloadedProblem when the queue is full or too slow."""
         gate = self._gates.get(project_id)
         if gate is None:
             gate = self._gates[project_id] = _Gate(asyncio.Semaphore(self.max_in_flight))
         if gate.semaphore.locked() and gate.waiting >= self.max_waiting:
             self._forget_if_idle(project_id, gate)
-            raise Overloaded(
+            raise OverloadedProblem(
                 f"project {project_id} has {gate.in_flight} transitions in flight and {gate.waiting} queued",
                 self.retry_after_s,
             )
@@ -67,7 +67,7 @@ class Admission:
         except TimeoutError:
             gate.waiting -= 1
             self._forget_if_idle(project_id, gate)
-            raise Overloaded(
+            raise OverloadedProblem(
                 f"project {project_id}: waited {self.max_wait_s:g} s for a slot", self.retry_after_s
             ) from None
         except BaseException:

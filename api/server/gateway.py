@@ -1,6 +1,6 @@
 """The API's one gateway to Temporal: admission, timeouts, error translation, metrics and logs.
 
-Routes call `Gateway`; it calls `api.projects` (the one translation of SWOOSH operations into
+Routes call `Gateway`; it calls `workflows.lifecycle.client` (the one translation of SWOOSH operations into
 Temporal calls) and never lets a Temporal exception escape untranslated.
 """
 
@@ -10,23 +10,29 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.activities.decisions import JsonlSink
 from swoosh.api.models import DecisionsAnswer, RejectionBody
 from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.metrics import ApiMetrics
-from swoosh.api.server.problems import HttpProblem, NotFound, Overloaded, QueryFailed, Unavailable, translate
+from swoosh.api.server.problems import (
+    HttpProblem,
+    NotFoundProblem,
+    OverloadedProblem,
+    QueryFailed,
+    UnavailableProblem,
+    translate,
+)
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import canonical_json
+from swoosh.workflows.document import projection_sections
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.errors import ProposalError
-from swoosh.workflows.ids import PROJECT_ID_RE, workflow_id
+from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import (
     ensure_project,
@@ -38,14 +44,23 @@ from swoosh.workflows.lifecycle.client import (
 )
 from swoosh.workflows.messages import HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
-from swoosh.workflows.statechart import SECTIONS
 
 T = TypeVar("T")
 ClientProvider = Callable[[], Awaitable[Client]]
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 RETRY_HEADER = "X-Swoosh-Retry"
+
+
+class DecisionPages(Protocol):
+    """Where decision records the workflow no longer holds are read from (e.g. the worker's JSONL files).
+
+    Called in a thread: a blocking implementation is fine.
+    """
+
+    def read(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` records of the project with index > `after_index`, in index order."""
+        ...
 
 
 class ClientSource:
@@ -67,7 +82,7 @@ class ClientSource:
                     async with asyncio.timeout(self._timeout):
                         self._client = await self._provider()
                 except (RuntimeError, OSError, TimeoutError, RPCError) as err:
-                    raise Unavailable(f"Temporal cannot be reached: {type(err).__name__}") from None
+                    raise UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}") from None
             return self._client
 
 
@@ -106,17 +121,6 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
-def parse_projection(projection: str | None) -> list[str] | None:
-    """Section names from `Council,Ingestion` (case-insensitive); raise ValueError naming unknown ones."""
-    if projection is None:
-        return None
-    names = [p.strip().lower() for p in projection.split(",") if p.strip()]
-    unknown = sorted({n for n in names if n not in SECTIONS})
-    if unknown:
-        raise ValueError(f"unknown projection section(s): {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
-    return names or None
-
-
 @dataclass
 class TransitionOutcome:
     status: int
@@ -129,7 +133,6 @@ class Gateway:
     task_queue: str
     keyring: Keyring | None
     default_project: str
-    data_dir: Path
     admission: Admission = field(default_factory=Admission)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     engine_config: EngineConfig | None = None
@@ -137,9 +140,7 @@ class Gateway:
     update_timeout_s: float = 60.0
     query_timeout_s: float = 15.0
     exhausted_retries: int = 3
-
-    def __post_init__(self) -> None:
-        self.sink = JsonlSink(self.data_dir / "decisions")
+    decision_store: DecisionPages | None = None  # None: only the records the workflow still holds
 
     # ------------------------------------------------------------------ plumbing
     async def _call(self, project_id: str | None, timeout_s: float, fn: Callable[[Client], Awaitable[T]]) -> T:
@@ -156,24 +157,24 @@ class Gateway:
             raise mapped from None
 
     async def head_hash(self, project_id: str) -> str | None:
-        """The head for a rejection answer: NotFound propagates; an unreachable Temporal gives None."""
+        """The head for a rejection answer: NotFoundProblem propagates; an unreachable Temporal gives None."""
         try:
             head = await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
-        except NotFound:
+        except NotFoundProblem:
             raise
         except (HttpProblem, QueryFailed):
             return None
         return head.hash
 
     async def schema_rejection(self, project_id: str | None, reason: str) -> RejectionBody:
-        head = await self.head_hash(project_id) if project_id and PROJECT_ID_RE.fullmatch(project_id) else None
+        head = await self.head_hash(project_id) if project_id is not None and is_project_id(project_id) else None
         return RejectionBody.schema_error(reason, head)
 
     # ------------------------------------------------------------------ projects
     async def create_project(self, project_id: str) -> bool:
         """Start the project's workflow unless it runs already; True when created now."""
         if self.keyring is None:
-            raise Unavailable("no keyring configured: projects cannot be created", retry_after=None)
+            raise UnavailableProblem("no keyring configured: projects cannot be created", retry_after=None)
         keyring = self.keyring
 
         async def describe(c: Client) -> bool:
@@ -210,10 +211,8 @@ class Gateway:
             from_body = body.get("project_id") if body is not None else None
             project_id = from_body if isinstance(from_body, str) else header_project or self.default_project
             addressed = header_project or project_id
-        if not PROJECT_ID_RE.fullmatch(project_id):
-            return self._reject(
-                None, body, header_fields, RejectionBody.schema_error("project_id must be 1-64 of [A-Za-z0-9_.-]", None)
-            )
+        if not is_project_id(project_id):
+            return self._reject(None, body, header_fields, RejectionBody.schema_error(PROJECT_ID_RULE, None))
         request: ProposalRequest | None = None
         if body is not None:
             request = ProposalRequest(body=body, header_fields=header_fields, project_id=addressed)
@@ -243,7 +242,7 @@ class Gateway:
                     return await self._call(
                         project_id, self.update_timeout_s, lambda c: propose(c, project_id, request)
                     )
-            except Overloaded as err:
+            except OverloadedProblem as err:
                 # Temporal's own in-flight limit (other API processes): nothing was applied, so retry briefly.
                 if "Temporal" not in err.reason or attempt >= self.exhausted_retries:
                     raise
@@ -270,7 +269,7 @@ class Gateway:
     # ------------------------------------------------------------------ reads
     async def state(self, project_id: str, projection: str | None) -> StateView | RejectionBody:
         try:
-            names = parse_projection(projection)
+            names = projection_sections(projection)
         except ValueError as err:
             return await self.schema_rejection(project_id, str(err))
         try:
@@ -289,9 +288,10 @@ class Gateway:
         )
         records = list(page.records)
         first = page.first_retained_index
-        if page.head_index > after_index and (first is None or first > after_index + 1):
-            # The workflow no longer holds the oldest wanted records: read them from the JSONL sink.
-            older = await asyncio.to_thread(self.sink.read, project_id, after_index, limit)
+        store = self.decision_store
+        if store is not None and page.head_index > after_index and (first is None or first > after_index + 1):
+            # The workflow no longer holds the oldest wanted records: read them from the decision store.
+            older = await asyncio.to_thread(store.read, project_id, after_index, limit)
             if first is not None:
                 older = [r for r in older if int(r["index"]) < first]
             last = int(older[-1]["index"]) if older else after_index

@@ -1,7 +1,7 @@
-"""The committed OpenAPI document (`api/openapi.json`): generate it, or check it is current.
+"""The committed OpenAPI document (`api/server/openapi.json`): generate it, or check it is current.
 
-python -m api.openapi          # rewrite api/openapi.json
-python -m api.openapi --check  # exit 1 when the committed file differs from the served document
+python -m swoosh.api.server.openapi          # rewrite api/server/openapi.json
+python -m swoosh.api.server.openapi --check  # exit 1 when the committed file differs from the served document
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.openapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m swoosh.api.server.openapi", description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.add_argument("--output", type=Path, default=OPENAPI_PATH)
     args = parser.parse_args(argv)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run `python -m api.openapi`", file=sys.stderr)
+            print(f"{args.output} is out of date: run `python -m swoosh.api.server.openapi`", file=sys.stderr)
             return 1
         print(f"{args.output} is current")
         return 0

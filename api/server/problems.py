@@ -41,33 +41,33 @@ class HttpProblem(Exception):
         return headers
 
 
-class Unauthorized(HttpProblem):
+class UnauthorizedProblem(HttpProblem):
     status, error = 401, "unauthorized"
 
 
-class NotFound(HttpProblem):
+class NotFoundProblem(HttpProblem):
     status, error = 404, "not_found"
 
 
-class PayloadTooLarge(HttpProblem):
+class PayloadTooLargeProblem(HttpProblem):
     status, error = 413, "payload_too_large"
 
 
-class Overloaded(HttpProblem):
+class OverloadedProblem(HttpProblem):
     status, error = 429, "overloaded"
 
     def __init__(self, reason: str, retry_after: int | None = OVERLOADED_RETRY_AFTER_S) -> None:
         super().__init__(reason, retry_after)
 
 
-class Unavailable(HttpProblem):
+class UnavailableProblem(HttpProblem):
     status, error = 503, "unavailable"
 
     def __init__(self, reason: str, retry_after: int | None = UNAVAILABLE_RETRY_AFTER_S) -> None:
         super().__init__(reason, retry_after)
 
 
-class Internal(HttpProblem):
+class InternalProblem(HttpProblem):
     status, error = 500, "internal"
 
 
@@ -83,29 +83,29 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
     what = f"project {project_id}" if project_id else "the project"
     if isinstance(err, RPCError):
         if err.status == RPCStatusCode.NOT_FOUND:
-            return NotFound(f"{what} does not exist")
+            return NotFoundProblem(f"{what} does not exist")
         if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-            return Overloaded(f"Temporal is at its limit for {what}; retry later")
+            return OverloadedProblem(f"Temporal is at its limit for {what}; retry later")
         if err.status in _UNREACHABLE:
-            return Unavailable(f"Temporal cannot be reached: {err.message}")
+            return UnavailableProblem(f"Temporal cannot be reached: {err.message}")
         if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message.lower():
-            return NotFound(f"{what} is closed")
+            return NotFoundProblem(f"{what} is closed")
         if err.status == RPCStatusCode.FAILED_PRECONDITION or "workflow task" in err.message.lower():
             # The project's workflow cannot take work right now (a workflow task is failing or not
             # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
-            return Unavailable(f"{what} cannot answer right now ({err.message}); retry later")
-        return Internal(f"Temporal answered {err.status.name}: {err.message}")
+            return UnavailableProblem(f"{what} cannot answer right now ({err.message}); retry later")
+        return InternalProblem(f"Temporal answered {err.status.name}: {err.message}")
     reason = turned_away(err)  # the workflow says why: a task being recovered, the decision sink behind
     if reason is not None:
-        return Overloaded(f"{what}: {reason}")
+        return OverloadedProblem(f"{what}: {reason}")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return Unavailable("the transition was not answered in time; resend it with the same idem_key")
+        return UnavailableProblem("the transition was not answered in time; resend it with the same idem_key")
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):
-        return Unavailable("Temporal did not answer in time; resend with the same idem_key")
+        return UnavailableProblem("Temporal did not answer in time; resend with the same idem_key")
     if isinstance(err, WorkflowQueryFailedError):
         return QueryFailed(str(err))
     if isinstance(err, RuntimeError) and "connect" in str(err).lower():
-        return Unavailable("Temporal cannot be reached (connection failed)")
+        return UnavailableProblem("Temporal cannot be reached (connection failed)")
     if isinstance(err, ConnectionError):
-        return Unavailable("Temporal cannot be reached (connection failed)")
+        return UnavailableProblem("Temporal cannot be reached (connection failed)")
     return err

@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from swoosh.activities.decisions import JsonlSink
 from swoosh.api.client._factory import ProposalFactory, Signers
 from swoosh.api.server.app import create_app
 from swoosh.workflows.testing.environment import FakeFacts, binary, lifecycle_worker, search_attribute_flags
@@ -82,6 +83,10 @@ class Stack:
 
     async def connect(self) -> Client:
         return await Client.connect(self.target, data_converter=pydantic_data_converter)
+
+    def decision_store(self) -> JsonlSink:
+        """The worker's decision records, read by the API for records the workflow no longer holds."""
+        return JsonlSink(self.data_dir / "decisions")
 
 
 class ApiServer:
@@ -176,7 +181,7 @@ def start_api(stack: Stack) -> Iterator[ServerFactory]:
         kw: dict[str, Any] = {
             "task_queue": stack.task_queue,
             "keyring": stack.signers.keyring(),
-            "data_dir": stack.data_dir,
+            "decision_store": stack.decision_store(),
             "create_default_project": False,
         }
         kw.update(options)
@@ -193,7 +198,10 @@ def start_api(stack: Stack) -> Iterator[ServerFactory]:
 def api(stack: Stack) -> Iterator[ApiServer]:
     """The session's API server (no tokens; creates the default project on start)."""
     app = create_app(
-        stack.connect, task_queue=stack.task_queue, keyring=stack.signers.keyring(), data_dir=stack.data_dir
+        stack.connect,
+        task_queue=stack.task_queue,
+        keyring=stack.signers.keyring(),
+        decision_store=stack.decision_store(),
     )
     server = ApiServer(app).start()
     try:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from swoosh.api.server.admission import Admission
-from swoosh.api.server.problems import Overloaded
+from swoosh.api.server.problems import OverloadedProblem
 
 
 async def test_admission_bounds_in_flight_and_queue() -> None:
@@ -25,7 +25,7 @@ async def test_admission_bounds_in_flight_and_queue() -> None:
                 await release.wait()
                 running -= 1
                 return "ok"
-        except Overloaded as err:
+        except OverloadedProblem as err:
             assert err.retry_after == 3
             return "429"
 
@@ -43,7 +43,7 @@ async def test_admission_projects_are_independent() -> None:
     adm = Admission(max_in_flight=1, max_waiting=0)
     async with adm.slot("a"):
         async with adm.slot("b"):
-            with pytest.raises(Overloaded):
+            with pytest.raises(OverloadedProblem):
                 async with adm.slot("a"):
                     pass
 
@@ -51,7 +51,7 @@ async def test_admission_projects_are_independent() -> None:
 async def test_admission_wait_is_bounded_in_time() -> None:
     adm = Admission(max_in_flight=1, max_waiting=5, max_wait_s=0.05)
     async with adm.slot("p"):
-        with pytest.raises(Overloaded, match="waited"):
+        with pytest.raises(OverloadedProblem, match="waited"):
             async with adm.slot("p"):
                 pass
     assert adm.load("p") == (0, 0)

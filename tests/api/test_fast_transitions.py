@@ -28,7 +28,7 @@ def servers(stack: Stack) -> Iterator[tuple[ApiServer, ApiServer, list[str | Non
             stack.connect,
             task_queue=stack.task_queue,
             keyring=stack.signers.keyring(),
-            data_dir=stack.data_dir,
+            decision_store=stack.decision_store(),
             tokens=(TOKEN,),
             create_default_project=False,
             max_body_bytes=4096,

@@ -1,4 +1,4 @@
-"""The OpenAPI document is served and committed (api/openapi.json); they must not differ."""
+"""The OpenAPI document is served and committed (api/server/openapi.json); they must not differ."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def test_openapi_committed_equals_served(http: httpx.Client, api: ApiServer) -> 
     served = http.get("/openapi.json")
     assert served.status_code == 200
     committed = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
-    assert served.json() == committed, "api/openapi.json is out of date: run `python -m api.openapi`"
+    assert served.json() == committed, (
+        "api/server/openapi.json is out of date: run `python -m swoosh.api.server.openapi`"
+    )
     assert OPENAPI_PATH.read_text(encoding="utf-8") == render(openapi_document())
 
 

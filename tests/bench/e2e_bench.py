@@ -41,7 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.lifecycle.client import ensure_project, propose, read_health, read_state
 from swoosh.workflows.proposal import ProposalRequest

@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from swoosh.api.client._clock import HLCClock
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import HLCClock, ProposalFactory, Signers
 from swoosh.guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import content_hash

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.chaos.callers import ReceivedAnswer
 from swoosh.chaos.faults import ResetMark
 from swoosh.chaos.invariants import ProjectEvidence, Step, check_project

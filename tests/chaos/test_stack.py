@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from swoosh.api.client._factory import ProposalFactory
-from swoosh.chaos.keys import load_signers
+from swoosh.api.client import ProposalFactory, load_signers
 from swoosh.chaos.stack import Stack
 from swoosh.workflows.testing.driver import valid_inputs
 

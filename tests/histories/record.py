@@ -21,7 +21,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import ensure_project, read_state

@@ -6,8 +6,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from swoosh.api.client._clock import HLCClock
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import HLCClock, ProposalFactory, Signers
 from swoosh.guards import BeatFrame, Facts, GuardContext, GuardOutcome, LicenseFact, McpFact, evaluate_guards
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import content_hash, reject_floats

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from swoosh.api.client._factory import Signers
+from swoosh.api.client import Signers
 from swoosh.guards.outcome import failed
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import content_hash

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swoosh.api.client._clock import HLCClock
+from swoosh.api.client import HLCClock
 from swoosh.workflows.hlc import HLC, HLCFormatError, order_key, too_far_ahead
 
 TEXT = "2025-10-19T01:23:45.678+00:00#1234"

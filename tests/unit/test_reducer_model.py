@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from swoosh.api.client._clock import HLCClock
-from swoosh.api.client._factory import Signers
+from swoosh.api.client import HLCClock, Signers
 from swoosh.guards import Facts, PolicyFact
 from swoosh.guards.council import members_hash, sign_approval, sign_vote
 from swoosh.guards.readiness import region_hashes

@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.guards.outcome import GuardOutcome
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.document import genesis

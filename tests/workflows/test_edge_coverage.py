@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.guards.facts import PolicyFact, PolicyRuleSpec
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import content_hash

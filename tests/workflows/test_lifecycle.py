@@ -11,7 +11,7 @@ import pytest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.decision import verify_chain
 from swoosh.workflows.engine import EngineConfig

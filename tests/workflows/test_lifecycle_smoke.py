@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.lifecycle.client import ensure_project, propose, read_state
 from swoosh.workflows.proposal import ProposalRequest

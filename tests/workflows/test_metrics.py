@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.lifecycle.client import ensure_project
 from swoosh.workflows.testing.driver import LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping

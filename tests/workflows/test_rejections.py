@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Rejected
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.errors import REJECTION_CODES

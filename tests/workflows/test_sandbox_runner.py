@@ -8,7 +8,7 @@ import pytest
 from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.lifecycle import sandbox
 from swoosh.workflows.lifecycle.client import ensure_project, read_health
 from swoosh.workflows.testing.driver import LifecycleDriver

@@ -35,8 +35,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker._workflow_instance import WorkflowInstance, WorkflowInstanceDetails
 
-from swoosh.api.client._factory import ProposalFactory, Signers
-from swoosh.api.server.problems import Overloaded, translate
+from swoosh.api.client import ProposalFactory, Signers
+from swoosh.api.server.problems import OverloadedProblem, translate
 from swoosh.workflows.document import state_hash
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle import ProjectLifecycle
@@ -268,7 +268,7 @@ async def test_an_update_turned_away_every_time_becomes_a_429_with_retry_after(m
         problem = translate(err, "p-1")
     else:
         raise AssertionError("expected the last refusal to propagate")
-    assert isinstance(problem, Overloaded)
+    assert isinstance(problem, OverloadedProblem)
     assert problem.status == 429 and problem.headers() == {"Retry-After": "1"}
     assert problem.reason == "project p-1: busy", problem.reason  # the workflow's own reason
     other = WorkflowUpdateFailedError(ApplicationError("boom", type="ValueError"))

@@ -11,16 +11,19 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.document import genesis
 from swoosh.workflows.engine import EngineConfig, EngineSnapshot
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.keyring import Keyring
-from swoosh.workflows.lifecycle.visibility import search_attributes_of
+from swoosh.workflows.lifecycle.visibility import SEARCH_ATTRIBUTES, search_attributes_of
 from swoosh.workflows.lifecycle.workflow import ProjectLifecycle
 from swoosh.workflows.messages import (
     REJECTION_ERROR_TYPE,
@@ -181,3 +184,36 @@ async def read_decisions(client: Client, project_id: str, after_index: int = 0, 
 
 async def read_rejections(client: Client, project_id: str) -> list[RejectionLogEntry]:
     return await handle(client, project_id).query(ProjectLifecycle.rejection_log)
+
+
+# ------------------------------------------------------------------ namespace setup
+SA_TYPES = {
+    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev` flags registering SWOOSH's search attributes."""
+    flags = []
+    for key in SEARCH_ATTRIBUTES:
+        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    return flags
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register SWOOSH's typed search attributes (needed before any workflow upserts them)."""
+    # The time-skipping server implements only AddSearchAttributes, so add each one and accept
+    # "already exists" rather than listing first.
+    for key in SEARCH_ATTRIBUTES:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=client.namespace,
+                    search_attributes={key.name: SA_TYPES[key.indexed_value_type.name]},
+                )
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise

@@ -1,47 +1,25 @@
-"""`swoosh replay`: prove determinism of project histories two independent ways.
+"""Prove determinism of project histories two independent ways (what `swoosh replay` runs).
 
 1. Temporal's `Replayer` re-runs the workflow code over each run's history (non-determinism fails).
-2. The pure engine folds the accepted transitions of the project's runs (`worker.fold`) and must
-   reach the hash the workflow reported, matching every snapshot on the way.
-
-Histories come from the server (`--project`, `--all`, `--query`) or from JSON files/folders in the
-format `temporal workflow show --output json` writes. Exit status 1 on any mismatch or failure.
+2. The pure engine folds the accepted transitions of the project's runs (`fold.py`) and must reach
+   the hash the workflow reported, matching every snapshot on the way.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from swoosh.workflows.canonical import content_hash
-from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
-from swoosh.workflows.messages import WORKFLOW_NAME
 from swoosh.workflows.replay.fold import FoldResult, fold
-from swoosh.workflows.replay.history import RunFacts, fetch_project_runs, history_files, load_history_file, run_facts
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, help="history JSON files or folders")
-    parser.add_argument("--project", action="append", default=[], help="fetch this project's runs from the server")
-    parser.add_argument("--all", action="store_true", help="every SWOOSH project on the server")
-    parser.add_argument("--query", default=None, help="a visibility query selecting workflows")
-    parser.add_argument("--address", default=None, help="Temporal address (else settings)")
-    parser.add_argument("--namespace", default=None)
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    parser.add_argument("--no-fold", action="store_true", help="only run the Replayer")
+from swoosh.workflows.replay.history import RunFacts, run_facts
 
 
 @dataclass
@@ -121,81 +99,4 @@ def group_by_project(histories: list[WorkflowHistory]) -> dict[str, list[Workflo
     return dict(groups)
 
 
-async def _from_server(args: argparse.Namespace) -> tuple[dict[str, list[WorkflowHistory]], dict[str, str]]:
-    from swoosh.worker.settings import Settings
-    from swoosh.workflows.lifecycle.client import read_head
-
-    settings = Settings.load()
-    client = await Client.connect(
-        args.address or settings.temporal.address,
-        namespace=args.namespace or settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
-    )
-    ids: list[str] = [workflow_id(p) for p in args.project]
-    if args.all or args.query:
-        query = args.query or f"WorkflowType = '{WORKFLOW_NAME}'"
-        seen = set(ids)
-        async for wf in client.list_workflows(query):
-            if wf.id not in seen:
-                seen.add(wf.id)
-                ids.append(wf.id)
-    groups: dict[str, list[WorkflowHistory]] = {}
-    heads: dict[str, str] = {}
-    for wid in ids:
-        runs = await fetch_project_runs(client, wid)
-        project = wid.removeprefix("swoosh-project-")
-        groups[project] = runs
-        try:
-            heads[project] = (await read_head(client, project)).hash
-        except Exception:
-            pass
-    return groups, heads
-
-
-async def run(args: argparse.Namespace) -> list[ProjectReport]:
-    groups: dict[str, list[WorkflowHistory]] = {}
-    heads: dict[str, str] = {}
-    if args.paths:
-        histories = [h for p in history_files(args.paths) for h in load_history_file(p)]
-        groups.update(group_by_project(histories))
-    if args.project or args.all or args.query:
-        server_groups, heads = await _from_server(args)
-        groups.update(server_groups)
-    return await replay_projects(
-        groups, heads, do_fold=not args.no_fold, progress=not args.json and sys.stderr.isatty()
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    if not (args.paths or args.project or args.all or args.query):
-        print("swoosh replay: give history files/folders, --project, --all or --query", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    reports = asyncio.run(run(args))
-    elapsed = time.monotonic() - started
-    transitions = sum(r.fold.transitions for r in reports if r.fold)
-    ok = all(r.ok for r in reports) and bool(reports)
-    if args.json:
-        print(json.dumps({"ok": ok, "projects": [r.as_json() for r in reports], "transitions": transitions,
-                          "seconds": round(elapsed, 3)}, indent=2))  # fmt: skip
-    else:
-        for r in reports:
-            f = r.fold
-            fold_txt = (
-                f"fold {f.transitions} transitions, {f.snapshot_checks} snapshot checks, hash "
-                f"{'matches' if f.ok else 'MISMATCH'} {f.final_hash}"
-                if f
-                else "fold skipped"
-            )
-            print(f"{'ok  ' if r.ok else 'FAIL'} {r.project_id}: {r.replayed_ok}/{r.runs} runs replayed; {fold_txt}")
-            for problem in r.replay_failures + (f.problems if f else []):
-                print(f"     {problem}")
-            if f and f.final_hash != f.reported_hash:
-                print(f"     workflow reported {f.reported_hash}")
-        rate = transitions / elapsed if elapsed > 0 else 0.0
-        print(f"replay projects={len(reports)} transitions={transitions} ok={str(ok).lower()} "
-              f"seconds={elapsed:.2f} rate={rate:.0f}/s")  # fmt: skip
-    return 0 if ok else 1
-
-
-__all__ = ["add_arguments", "content_hash", "group_by_project", "main", "replay_projects"]
+__all__ = ["ProjectReport", "group_by_project", "replay_projects"]

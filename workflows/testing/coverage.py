@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.client import ProposalFactory
 from swoosh.guards.context import GuardContext
 from swoosh.guards.evaluate import evaluate_guards
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.client import ProposalFactory
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.hlc import HLC

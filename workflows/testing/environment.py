@@ -16,27 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from swoosh.activities.decisions import DecisionSink, DeliveryActivities, JsonlSink
 from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
-from swoosh.workflows.lifecycle import SEARCH_ATTRIBUTES, ProjectLifecycle
+from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.client import register_search_attributes, search_attribute_flags
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.statechart import WindowClass
-
-SA_TYPES = {
-    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-    "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-}
 
 
 def binary(name: str) -> str:
@@ -55,31 +47,6 @@ async def start_time_skipping(runtime: Runtime | None = None) -> WorkflowEnviron
     )
     await register_search_attributes(env.client)
     return env
-
-
-def search_attribute_flags() -> list[str]:
-    """`temporal server start-dev` flags registering SWOOSH's search attributes."""
-    flags = []
-    for key in SEARCH_ATTRIBUTES:
-        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
-    return flags
-
-
-async def register_search_attributes(client: Client) -> None:
-    """Register SWOOSH's typed search attributes (needed before any workflow upserts them)."""
-    # The time-skipping server implements only AddSearchAttributes, so add each one and accept
-    # "already exists" rather than listing first.
-    for key in SEARCH_ATTRIBUTES:
-        try:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=client.namespace,
-                    search_attributes={key.name: SA_TYPES[key.indexed_value_type.name]},
-                )
-            )
-        except RPCError as err:
-            if err.status != RPCStatusCode.ALREADY_EXISTS:
-                raise
 
 
 @dataclass
@@ -159,3 +126,13 @@ async def lifecycle_worker(
         max_cached_workflows=max_cached_workflows,
     ):
         yield task_queue
+
+
+__all__ = [
+    "FakeFacts",
+    "binary",
+    "lifecycle_worker",
+    "register_search_attributes",
+    "search_attribute_flags",
+    "start_time_skipping",
+]

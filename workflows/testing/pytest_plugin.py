@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.api.client._factory import ProposalFactory, Signers
+from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.decision import verify_chain
 from swoosh.workflows.engine import EngineConfig

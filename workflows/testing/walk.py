@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swoosh.activities.backbeat import Schedule
-from swoosh.api.client._factory import ProposalFactory
+from swoosh.api.client import ProposalFactory
 from swoosh.guards.context import GuardContext
 from swoosh.guards.evaluate import evaluate_guards
 from swoosh.guards.outcome import GuardOutcome

@@ -1,0 +1,136 @@
+"""What a request crosses besides its route: bearer auth, the body limit and the error answers.
+
+One implementation for FastAPI's routes (a dependency and the app's exception handlers) and for the
+fast transition path (`fastpath.py`), so both answer alike.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from swoosh.api.models import HealthDown, Problem
+from swoosh.api.server import jsonlog
+from swoosh.api.server.gateway import Gateway
+from swoosh.api.server.problems import HttpProblem, PayloadTooLargeProblem, UnauthorizedProblem, UnavailableProblem
+
+MAX_BODY_BYTES = 1024 * 1024
+
+BEARER = HTTPBearer(auto_error=False, description="one of SWOOSH_API_TOKENS (only when tokens are configured)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+class HttpEdge:
+    """Bearer tokens, the body limit and the rendering of every failure as the contract's JSON."""
+
+    def __init__(
+        self, gateway: Gateway, tokens: Iterable[str | SecretStr] = (), max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        secrets = tuple(t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in tokens)
+        if any(not t for t in secrets):
+            raise ValueError("an API token must not be empty")
+        self.gateway = gateway
+        self.max_body_bytes = max_body_bytes
+        self._tokens = tuple(t.encode() for t in secrets)
+
+    def install(self, app: FastAPI) -> None:
+        """Make this the app's edge: its exception handlers, and the one `require_token` finds."""
+        app.state.edge = self
+        app.exception_handler(HttpProblem)(self.render_problem)
+        app.exception_handler(RequestValidationError)(self.render_invalid)
+        app.exception_handler(StarletteHTTPException)(self.render_http)
+        app.exception_handler(Exception)(self.render_bug)
+
+    # ------------------------------------------------------------------ requests
+    def check_token(self, token: str | None) -> None:
+        """`token`: the credentials of an `Authorization: Bearer …` header, None without one."""
+        if not self._tokens:
+            return
+        if token is None:
+            raise UnauthorizedProblem("a bearer token is required")
+        given = token.encode()
+        # Compare with every token (no early exit) so timing says nothing about which one matched.
+        ok = False
+        for secret in self._tokens:
+            ok |= hmac.compare_digest(given, secret)
+        if not ok:
+            raise UnauthorizedProblem("the bearer token is not valid")
+
+    async def authorize(self, request: Request) -> None:
+        """The bearer check outside FastAPI's routing, reading the header with the routes' own scheme."""
+        credentials = await BEARER(request)
+        self.check_token(credentials.credentials if credentials is not None else None)
+
+    async def read_body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to be over the limit."""
+        limit = self.max_body_bytes
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise PayloadTooLargeProblem(f"body of {length} bytes is over the limit of {limit}")
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise PayloadTooLargeProblem(f"body is over the limit of {limit} bytes")
+        return bytes(buf)
+
+    # ------------------------------------------------------------------ error answers
+    async def render_problem(self, request: Request, exc: HttpProblem) -> JSONResponse:
+        """401/404/413/429/503/500 as a `Problem` (a health path's 503 as `HealthDown`), logged."""
+        project = request.path_params.get("project_id")
+        jsonlog.problem(project, request.method, request.url.path, exc.status, exc.error, exc.reason, exc.retry_after)
+        if request.url.path.endswith("/health") and isinstance(exc, UnavailableProblem):
+            body: dict[str, Any] = HealthDown(reason=exc.reason).model_dump()
+        else:
+            body = Problem(error=exc.error, reason=exc.reason).model_dump()
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers())
+
+    async def render_invalid(self, request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A request FastAPI could not read (query, path, headers): a 400 `schema` rejection."""
+        parts = []
+        for e in exc.errors()[:3]:
+            loc = ".".join(str(x) for x in e.get("loc", ()))
+            parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+        project = request.path_params.get("project_id")
+        try:
+            rejection = await self.gateway.schema_rejection(project, "; ".join(parts) or "invalid request")
+        except HttpProblem as problem:
+            return await self.render_problem(request, problem)
+        return JSONResponse(rejection.model_dump(mode="json"), status_code=400)
+
+    async def render_http(self, request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own 404 (no route) and 405 (wrong method) in the `Problem` shape."""
+        words = {404: "not_found", 405: "method_not_allowed"}
+        body = Problem(error=words.get(exc.status_code, "http_error"), reason=str(exc.detail))
+        return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def render_bug(self, request: Request, exc: Exception) -> JSONResponse:
+        """The last resort: a bug is a logged 500 that says nothing about its cause."""
+        jsonlog.event(
+            f"unexpected {type(exc).__name__} on {request.method} {request.url.path}",
+            level=40,
+            event="internal_error",
+            status=500,
+        )
+        return JSONResponse(
+            Problem(error="internal", reason="internal error; see the API log").model_dump(), status_code=500
+        )
+
+
+def edge_of(request: Request) -> HttpEdge:
+    """The edge `HttpEdge.install` put on the request's app."""
+    edge: HttpEdge = request.app.state.edge
+    return edge
+
+
+async def require_token(request: Request, credentials: Credentials) -> None:
+    """The routes' bearer check (a dependency: it also declares the security scheme in OpenAPI)."""
+    edge_of(request).check_token(credentials.credentials if credentials is not None else None)

@@ -1,0 +1,213 @@
+"""The API's endpoints: legacy WHOOSH paths, `/v1/projects/{project_id}/…` and `/metrics`.
+
+Each route checks its input, calls the `Gateway` and answers; bearer auth, the body limit and the
+error answers are `http.py`'s. The two transition routes are usually answered by the fast path
+(`fastpath.py`) through `answer_transition`; declared here, they define the OpenAPI operations.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from swoosh.api.models import DecisionsAnswer, HealthDown, Problem, ProjectCreated, ProposalEnvelope, RejectionBody
+from swoosh.api.server.gateway import RETRY_HEADER, Gateway
+from swoosh.api.server.http import HttpEdge, edge_of, require_token
+from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
+from swoosh.workflows.answers import Accepted
+from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
+from swoosh.workflows.messages import HealthView, StateView
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or bad bearer token (when tokens are configured)"},
+    404: {"model": Problem, "description": "unknown project"},
+    429: {"model": Problem, "description": "the project's admission queue is full; see Retry-After"},
+    503: {"model": Problem, "description": "Temporal cannot be reached; see Retry-After"},
+}
+_TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": Accepted, "description": "accepted now, or a duplicate of an accepted proposal"},
+    400: {"model": RejectionBody, "description": "rejected with a contract code; nothing changed"},
+    413: {"model": Problem, "description": "body over 1 MiB"},
+    **_PROBLEMS,
+}
+_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": RejectionBody, "description": "bad query (code schema)"},
+    **_PROBLEMS,
+}
+_HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "unknown project"},
+    503: {"model": HealthDown, "description": "Temporal cannot be reached"},
+}
+_ENVELOPE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The proposal envelope, signed; read as sent (max 1 MiB).",
+        "content": {"application/json": {"schema": ProposalEnvelope.model_json_schema()}},
+    }
+}
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The gateway `create_app` put on the request's app."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+AUTH = [Depends(require_token)]
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+Projection = Annotated[str | None, Query(description="comma-separated section names, case-insensitive")]
+XProjectId = Annotated[str | None, Header(alias="X-Project-Id")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+XHlc = Annotated[str | None, Header(alias="X-HLC")]
+XWindowId = Annotated[str | None, Header(alias="X-Window-Id")]
+XSwooshRetry = Annotated[str | None, Header(alias=RETRY_HEADER)]
+
+router = APIRouter()
+
+
+# ---------------------------------------------------------------------- helpers
+def check_project(project_id: str) -> RejectionBody | None:
+    """A `schema` rejection for a project id that breaks the rule, else None."""
+    return None if is_project_id(project_id) else RejectionBody.schema_error(PROJECT_ID_RULE, None)
+
+
+def answer(view: Any) -> JSONResponse:
+    if isinstance(view, RejectionBody):
+        return JSONResponse(view.model_dump(mode="json"), status_code=400)
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+def legacy_project(gateway: Gateway, project_id: str | None, x_project_id: str | None) -> str:
+    return project_id or x_project_id or gateway.default_project
+
+
+async def answer_transition(
+    request: Request, path_project: str | None, edge: HttpEdge, gateway: Gateway
+) -> JSONResponse:
+    """Both transition routes (and the fast path): the body as sent, proposed through the gateway."""
+    started = time.monotonic()
+    if path_project is not None and (bad := check_project(path_project)) is not None:
+        return answer(bad)
+    raw = await edge.read_body(request)
+    outcome = await gateway.transition(raw, request.headers, path_project, started)
+    return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
+
+
+# ---------------------------------------------------------------------- legacy paths
+@router.post(
+    "/transition",
+    dependencies=AUTH,
+    status_code=202,
+    responses=_TRANSITION_RESPONSES,
+    openapi_extra=_ENVELOPE_BODY,
+    tags=["legacy"],
+    summary="Propose a transition (project from the body, X-Project-Id, or the default project)",
+)
+async def post_transition(
+    request: Request,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+    x_hlc: XHlc = None,
+    x_window_id: XWindowId = None,
+    x_project_id: XProjectId = None,
+    x_swoosh_retry: XSwooshRetry = None,
+) -> JSONResponse:
+    return await answer_transition(request, None, edge_of(request), gateway)
+
+
+@router.get("/state", dependencies=AUTH, response_model=StateView, responses=_READ_RESPONSES, tags=["legacy"])
+async def get_state(
+    gateway: GatewayDep, project_id: str | None = None, projection: Projection = None, x_project_id: XProjectId = None
+) -> JSONResponse:
+    pid = legacy_project(gateway, project_id, x_project_id)
+    return answer(check_project(pid) or await gateway.state(pid, projection))
+
+
+@router.get("/health", response_model=HealthView, responses=_HEALTH_RESPONSES, tags=["legacy"])
+async def get_health(
+    gateway: GatewayDep, project_id: str | None = None, x_project_id: XProjectId = None
+) -> JSONResponse:
+    pid = legacy_project(gateway, project_id, x_project_id)
+    return answer(check_project(pid) or await gateway.health(pid))
+
+
+# ---------------------------------------------------------------------- /v1
+@router.put(
+    "/v1/projects/{project_id}",
+    dependencies=AUTH,
+    response_model=ProjectCreated,
+    status_code=201,
+    responses={200: {"model": ProjectCreated, "description": "the project already exists"}, **_READ_RESPONSES},
+    tags=["projects"],
+    summary="Create a project (idempotent); its identities come from the keyring",
+)
+async def put_project(project_id: str, gateway: GatewayDep) -> JSONResponse:
+    bad = check_project(project_id)
+    if bad is not None:
+        return answer(bad)
+    created = await gateway.create_project(project_id)
+    body = ProjectCreated(project_id=project_id, workflow_id=workflow_id(project_id), created=created)
+    return JSONResponse(body.model_dump(), status_code=201 if created else 200)
+
+
+@router.post(
+    "/v1/projects/{project_id}/transition",
+    dependencies=AUTH,
+    status_code=202,
+    responses=_TRANSITION_RESPONSES,
+    openapi_extra=_ENVELOPE_BODY,
+    tags=["projects"],
+    summary="Propose a transition to a project",
+)
+async def post_project_transition(
+    project_id: str,
+    request: Request,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+    x_hlc: XHlc = None,
+    x_window_id: XWindowId = None,
+    x_swoosh_retry: XSwooshRetry = None,
+) -> JSONResponse:
+    return await answer_transition(request, project_id, edge_of(request), gateway)
+
+
+@router.get(
+    "/v1/projects/{project_id}/state",
+    dependencies=AUTH,
+    response_model=StateView,
+    responses=_READ_RESPONSES,
+    tags=["projects"],
+)
+async def get_project_state(project_id: str, gateway: GatewayDep, projection: Projection = None) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.state(project_id, projection))
+
+
+@router.get(
+    "/v1/projects/{project_id}/health", response_model=HealthView, responses=_HEALTH_RESPONSES, tags=["projects"]
+)
+async def get_project_health(project_id: str, gateway: GatewayDep) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.health(project_id))
+
+
+@router.get(
+    "/v1/projects/{project_id}/decisions",
+    dependencies=AUTH,
+    response_model=DecisionsAnswer,
+    responses=_READ_RESPONSES,
+    tags=["projects"],
+)
+async def get_project_decisions(
+    project_id: str,
+    gateway: GatewayDep,
+    after_index: Annotated[int, Query(ge=0, description="records with index > after_index")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.decisions(project_id, after_index, limit))
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")
+async def get_metrics(gateway: GatewayDep) -> Response:
+    return Response(gateway.metrics.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
