@@ -27,11 +27,11 @@ from typing import Self
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import dev_keyring
 from swoosh.chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
+from swoosh.workflows.lifecycle.connection import TemporalSettings, connect
 from swoosh.workflows.testing.environment import binary, search_attribute_flags
 
 WORKER_READY_LINE = b"swoosh worker: task queue"
@@ -333,7 +333,7 @@ class Stack:
 
     # ------------------------------------------------------------------ clients
     async def _connect(self) -> Client:
-        return await Client.connect(self.temporal_address, data_converter=pydantic_data_converter)
+        return await connect(TemporalSettings(address=self.temporal_address))
 
     async def client(self) -> Client:
         """A Temporal client (pydantic data converter) for this stack's server; reconnects by itself."""

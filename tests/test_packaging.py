@@ -7,6 +7,7 @@ embedding SWOOSH's client would.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -14,10 +15,14 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCAL = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".swoosh", ".*_cache", ".hypothesis")
 
 
 def build_wheel(out: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)]
+    """Build from a copy of the checkout, as from a fresh clone (setuptools writes build/ into its source)."""
+    source = out.parent / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LOCAL))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)]
     built = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stderr
     (wheel,) = out.glob("swoosh-*.whl")

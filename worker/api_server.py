@@ -17,14 +17,15 @@ from pathlib import Path
 
 import uvicorn
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from swoosh.activities.decisions import JsonlSink
 from swoosh.api.server import jsonlog
 from swoosh.api.server.app import create_app
+from swoosh.worker import logs
 from swoosh.worker.keyring_file import load_keyring
 from swoosh.worker.settings import Settings
 from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle.connection import connect
 
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -39,12 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def provider(settings: Settings) -> Callable[[], Awaitable[Client]]:
     """An async function connecting to the configured Temporal (called again after a failure)."""
 
-    async def connect() -> Client:
-        return await Client.connect(
-            settings.temporal.address, namespace=settings.temporal.namespace, data_converter=pydantic_data_converter
-        )
+    async def connect_now() -> Client:
+        return await connect(settings.temporal)
 
-    return connect
+    return connect_now
 
 
 class Server(uvicorn.Server):
@@ -105,7 +104,7 @@ def build_server(
 
 
 def main(args: argparse.Namespace) -> int:
-    jsonlog.configure(getattr(logging, str(args.log_level).upper()))
+    logs.configure(getattr(logging, str(args.log_level).upper()))
     settings = Settings.load(config_file=args.config)
     keyring = load_keyring(settings.keyring)
     server = build_server(settings, None, keyring, args.host, args.port)

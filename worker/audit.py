@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import WorkflowHistory
 
 from swoosh.worker.settings import Settings
 from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.connection import connect
 from swoosh.workflows.replay.audit import audit, read_records
 from swoosh.workflows.replay.history import fetch_project_runs, history_files, load_history_file
 
@@ -36,11 +36,8 @@ async def _histories(args: argparse.Namespace) -> list[WorkflowHistory]:
         return [h for p in history_files(args.history) for h in load_history_file(p)]
 
     settings = Settings.load()
-    client = await Client.connect(
-        args.address or settings.temporal.address,
-        namespace=settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
-    )
+    temporal = settings.temporal.model_copy(update={"address": args.address} if args.address else {})
+    client = await connect(temporal)
     return await fetch_project_runs(client, workflow_id(args.project))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from swoosh.worker import logs
 from swoosh.workflows.errors import SwooshError
 from swoosh.workflows.statechart import default_statechart, mermaid
 
@@ -112,10 +114,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run as long-lived processes log at INFO; the others only warn.
+PROCESSES = frozenset({"worker", "api", "dev", "sim"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
+    logs.configure(logging.INFO if args.command in PROCESSES else logging.WARNING)
     try:
         return int(args.func(args))
     except SwooshError as err:

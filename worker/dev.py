@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import socket
 import subprocess
@@ -25,10 +24,11 @@ from temporalio.client import Client
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import DevKeyring, dev_keyring
 from swoosh.worker.keyring_file import load_keyring
-from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, connect, running_worker, runtime_with_metrics
+from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker, runtime_with_metrics
 from swoosh.worker.settings import Settings
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
+from swoosh.workflows.lifecycle.connection import connect
 from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
 
 
@@ -103,7 +103,7 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
         client = None
         for _ in range(100):
             try:
-                client = await connect(settings, runtime_with_metrics(metrics_bind))
+                client = await connect(settings.temporal, runtime=runtime_with_metrics(metrics_bind))
                 break
             except RuntimeError:
                 await asyncio.sleep(0.2)
@@ -179,9 +179,6 @@ def _banner(
 
 
 def main(args: argparse.Namespace) -> int:
-    from swoosh.api.server import jsonlog
-
-    jsonlog.configure(logging.INFO)
     settings = Settings.load(config_file=args.config)
     try:
         asyncio.run(run_dev(settings, args.ui_port, args.metrics_bind, args.no_sticky))

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import WorkflowHistory
 
 from swoosh.worker.settings import Settings
 from swoosh.workflows.ids import WORKFLOW_ID_PREFIX, workflow_id
 from swoosh.workflows.lifecycle.client import read_head
+from swoosh.workflows.lifecycle.connection import connect
 from swoosh.workflows.messages import WORKFLOW_NAME
 from swoosh.workflows.replay.history import fetch_project_runs, history_files, load_history_file
 from swoosh.workflows.replay.replayer import ProjectReport, group_by_project, replay_projects
@@ -34,11 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def _from_server(args: argparse.Namespace) -> tuple[dict[str, list[WorkflowHistory]], dict[str, str]]:
 
     settings = Settings.load()
-    client = await Client.connect(
-        args.address or settings.temporal.address,
-        namespace=args.namespace or settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
+    temporal = settings.temporal.model_copy(
+        update={
+            "address": args.address or settings.temporal.address,
+            "namespace": args.namespace or settings.temporal.namespace,
+        }
     )
+    client = await connect(temporal)
     ids: list[str] = [workflow_id(p) for p in args.project]
     if args.all or args.query:
         query = args.query or f"WorkflowType = '{WORKFLOW_NAME}'"

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -21,6 +20,7 @@ from swoosh.activities.facts import FactsService
 from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.worker.settings import Settings
 from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.connection import connect
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 
 log = logging.getLogger("swoosh.worker")
@@ -46,15 +46,6 @@ def runtime_with_metrics(bind: str | None) -> Runtime:
     if bind not in _runtimes:
         _runtimes[bind] = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
     return _runtimes[bind]
-
-
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    return await Client.connect(
-        settings.temporal.address,
-        namespace=settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime or Runtime.default(),
-    )
 
 
 def build_worker(
@@ -101,7 +92,7 @@ async def running_worker(settings: Settings, client: Client, *, no_sticky: bool 
 
 
 async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -> None:
-    client = await connect(settings, runtime_with_metrics(metrics_bind))
+    client = await connect(settings.temporal, runtime=runtime_with_metrics(metrics_bind))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,6 +22,7 @@ from swoosh.activities.decisions import RecordsSettings
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN
+from swoosh.workflows.lifecycle.connection import TemporalSettings
 from swoosh.workflows.messages import LifecycleSettings
 
 ENV_PREFIX = "SWOOSH_"
@@ -30,14 +31,6 @@ CONFIG_ENV = "SWOOSH_CONFIG"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TemporalSettings(_Section):
-    """Where the Temporal frontend is and which task queue SWOOSH's workers poll."""
-
-    address: str = Field(default="127.0.0.1:7233", min_length=1)
-    namespace: str = Field(default="default", min_length=1)
-    task_queue: str = Field(default="swoosh", min_length=1)
 
 
 class ApiSettings(_Section):

@@ -1,80 +1,20 @@
-"""Structured JSON-line logs for the API (stdlib logging with a JSON formatter).
+"""The API's log events: accepted and rejected transitions, HTTP problems, lifecycle events.
 
-Only fields named in `SAFE_FIELDS` are ever written from a record's `swoosh` payload, so tokens,
-signatures, private keys and Authorization headers cannot reach the log by accident; messages
-themselves are built from those fields, never from request bodies or headers.
+Each is a stdlib log record whose fields ride in `extra={"swoosh": {...}}`; the process's JSON
+formatter (`swoosh.worker.logs`) writes only whitelisted fields, so tokens, signatures, private keys
+and Authorization headers cannot reach the log by accident. Messages are built from those fields,
+never from request bodies or headers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 from typing import Any
 
-from swoosh.guards.policy import redact
 from swoosh.workflows.answers import Accepted, Rejected
 
 LOGGER_NAME = "swoosh.api"
-SAFE_FIELDS = frozenset(
-    {
-        "event",
-        "project_id",
-        "transition",
-        "idem_key",
-        "hlc",
-        "window_id",
-        "signer",
-        "state_pre_hash",
-        "state_post_hash",
-        "index",
-        "duplicate",
-        "error",
-        "failing_guard",
-        "reason",
-        "head_hash",
-        "status",
-        "method",
-        "path",
-        "duration_ms",
-        "retry_after",
-        "attempt",
-    }
-)
-
 log = logging.getLogger(LOGGER_NAME)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg and the record's whitelisted `swoosh` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "swoosh", None)
-        if isinstance(fields, dict):
-            out.update({k: redact(v) for k, v in fields.items() if k in SAFE_FIELDS})
-        if record.exc_info and record.exc_info[0] is not None:
-            out["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(out, ensure_ascii=False, default=str)
-
-
-def configure(level: int = logging.INFO, stream: Any = None, logger: str = "") -> logging.Handler:
-    """Write `logger`'s records (default: the root logger, so uvicorn's too) to `stream` as JSON lines; idempotent."""
-    target = logging.getLogger(logger)
-    for h in target.handlers:
-        if isinstance(h.formatter, JsonFormatter):
-            return h
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    target.addHandler(handler)
-    target.setLevel(level)
-    return handler
 
 
 def _emit(level: int, msg: str, **fields: Any) -> None:

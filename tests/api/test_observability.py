@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from swoosh.api.client._factory import ProposalFactory
-from swoosh.api.server.jsonlog import JsonFormatter
 from swoosh.api.server.metrics import METRIC_NAMES, ApiMetrics
+from swoosh.worker.logs import JsonFormatter
 from swoosh.workflows.crypto import private_key_to_text
 from tests.api.conftest import ServerFactory, Stack
 from tests.api.helpers import head, post
