@@ -2,12 +2,13 @@
 
 1. A real stack (Temporal dev server on SQLite, three workers *without sticky cache* so consecutive
    tasks replay on different workers, the HTTP API) is driven through the HTTP API by seeded walkers
-   (`worker.walk`) that mix valid transitions with stale hashes, bad signatures, HLC regressions,
-   duplicates, unknown and invalid transitions. Each walker mirrors its project with the pure engine
-   and checks every answer's `state_post_hash` live.
+   (`swoosh.workflows.testing.walk`) that mix valid transitions with stale hashes, bad signatures,
+   HLC regressions, duplicates, unknown and invalid transitions. Each walker mirrors its project with
+   the pure engine and checks every answer's `state_post_hash` live.
 2. Afterwards every project's runs are fetched and checked by `--replicas` independent `Replayer`
-   passes (`worker.replicas`) and by the pure fold (`worker.fold`). At every snapshot boundary and at
-   the end, every replica, the fold, the live answers and the live head must be identical.
+   passes (`swoosh.workflows.replay.replicas`) and by the pure fold (`swoosh.workflows.replay.fold`).
+   At every snapshot boundary and at the end, every replica, the fold, the live answers and the live
+   head must be identical.
 
 Last line: `determinism transitions=<n> replicas=<k> identical=<true|false> seed=<s>`.
 """

@@ -29,7 +29,7 @@ INVARIANTS = (
     "quorum_cert",  # the quorum certificate equals the elected set's hash
     "windows",  # REVIEW/REVERB (every window-gated transition) only inside open windows
     "quarantine_sticky",  # QUARANTINED left only by Policy_Release / Policy_ConfirmedBlock
-    "dr_chain",  # decision-record chain verifies against the histories (worker.audit)
+    "dr_chain",  # decision-record chain verifies against the histories (swoosh.workflows.replay.audit)
     "replay",  # Replayer + fold over every history reproduce the live hash
     "continuous",  # what callers checked on every answer while running
 )

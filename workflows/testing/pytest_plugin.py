@@ -1,4 +1,6 @@
-"""Pytest fixtures for testing SWOOSH lifecycles in seconds (installed as the `swoosh` pytest plugin).
+"""Pytest fixtures for testing SWOOSH lifecycles in seconds.
+
+Opt in from your top-level conftest.py: `pytest_plugins = ["swoosh.workflows.testing.pytest_plugin"]`.
 
     async def test_my_lifecycle(swoosh_project):
         await swoosh_project.lifecycle()                      # BOOT → all regions READY → EXECUTION
