@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swoosh.workflows.answers import GuardResult, Rejected
-from swoosh.workflows.errors import RejectionCode
+from swoosh.workflows.errors import RejectionCode, clip_text
 
 
 class RejectionBody(Rejected):
@@ -34,6 +34,11 @@ class Problem(BaseModel):
     error: str = Field(examples=["unauthorized", "not_found", "payload_too_large", "overloaded", "unavailable"])
     reason: str
 
+    @field_validator("reason")
+    @classmethod
+    def _clipped(cls, reason: str) -> str:
+        return clip_text(reason)
+
 
 class HealthDown(BaseModel):
     """503 from a health endpoint: Temporal cannot be reached."""
@@ -46,6 +51,11 @@ class HealthDown(BaseModel):
     walLag: int | None = None
     error: str = "unavailable"
     reason: str
+
+    @field_validator("reason")
+    @classmethod
+    def _clipped(cls, reason: str) -> str:
+        return clip_text(reason)
 
 
 class ProjectCreated(BaseModel):
@@ -84,10 +94,14 @@ class ProposalEnvelope(BaseModel):
     inputs_hash: str = Field(pattern=r"^sha256-[0-9a-f]{64}$")
     signer: str = Field(pattern=r"^hmmm:pubkey:[A-Za-z0-9_-]{43}$")
     idem_key: str | None = Field(default=None, description="or header Idempotency-Key")
-    hlc: str | None = Field(default=None, description="YYYY-MM-DDTHH:MM:SS.mmm+00:00#N, or header X-HLC")
+    hlc: str | None = Field(
+        default=None, max_length=64, description="YYYY-MM-DDTHH:MM:SS.mmm+00:00#N, or header X-HLC"
+    )
     window_id: str | None = Field(default=None, description="or header X-Window-Id")
     evidence: list[str] = Field(default_factory=list)
-    signature: str = Field(description="Ed25519 over the canonical JSON of the body as sent, without signature")
+    signature: str = Field(
+        max_length=128, description="Ed25519 over the canonical JSON of the body as sent, without signature"
+    )
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Only fields named in `SAFE_FIELDS` are ever written from a record's `swoosh` payload (the `extra`
 the emitters pass), and every such value is redacted with the SHHH rules, so a secret cannot reach
-a log by accident.
+a log by accident. Every text (the message too) is clipped: a field may quote what a caller sent.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import time
 from typing import Any
 
 from swoosh.guards.policy import redact
+from swoosh.workflows.errors import REASON_CHARS, clip_text
+
+# The message is built from fields, so it may hold a few of them.
+MESSAGE_CHARS = 2 * REASON_CHARS
 
 SAFE_FIELDS = frozenset(
     {
@@ -50,14 +54,18 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": clip_text(redact(record.getMessage()), MESSAGE_CHARS),
         }
         fields = getattr(record, "swoosh", None)
         if isinstance(fields, dict):
-            out.update({k: redact(v) for k, v in fields.items() if k in SAFE_FIELDS})
+            out.update({k: _clipped(redact(v)) for k, v in fields.items() if k in SAFE_FIELDS})
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
         return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _clipped(value: Any) -> Any:
+    return clip_text(value) if isinstance(value, str) else value
 
 
 def configure(level: int = logging.INFO, stream: Any = None, logger: str = "") -> logging.Handler:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from swoosh.workflows.errors import ProposalError, RejectionCode
+from swoosh.workflows.errors import ProposalError, RejectionCode, clip_text
+
+# An answer names at most this many reasons per guard (a policy scan may find a breach in every
+# one of hundreds of strings); the decision record keeps them all.
+GUARD_REASONS_SHOWN = 32
 
 
 class GuardResult(BaseModel):
@@ -15,6 +19,14 @@ class GuardResult(BaseModel):
     guard: str
     ok: bool
     reasons: list[str] = Field(default_factory=list)
+
+    @field_validator("reasons")
+    @classmethod
+    def _clipped(cls, reasons: list[str]) -> list[str]:
+        shown = [clip_text(r) for r in reasons[:GUARD_REASONS_SHOWN]]
+        if len(reasons) > GUARD_REASONS_SHOWN:
+            shown.append(f"… and {len(reasons) - GUARD_REASONS_SHOWN} more")
+        return shown
 
 
 class Accepted(BaseModel):
@@ -47,6 +59,11 @@ class Rejected(BaseModel):
     failing_guard: str | None = None
     guards: list[GuardResult] = Field(default_factory=list)
     head_hash: str
+
+    @field_validator("reason")
+    @classmethod
+    def _clipped(cls, reason: str) -> str:
+        return clip_text(reason)
 
     @classmethod
     def of(cls, err: ProposalError, head_hash: str, guards: list[GuardResult] | None = None) -> Rejected:

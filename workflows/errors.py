@@ -20,6 +20,15 @@ RejectionCode = Literal[
 ]
 REJECTION_CODES: tuple[str, ...] = RejectionCode.__args__  # type: ignore[attr-defined]
 
+# A reason may quote what a caller sent (a malformed hlc, unknown input names): answers and logs
+# keep at most this much of it, so a megabyte of input never becomes a megabyte of reason.
+REASON_CHARS = 1000
+
+
+def clip_text(text: str, limit: int = REASON_CHARS) -> str:
+    """`text` cut to at most `limit` characters, marked with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class SwooshError(Exception):
     """Root of every error SWOOSH raises on purpose."""
@@ -41,6 +50,7 @@ class ProposalError(SwooshError):
     """A proposal was rejected; carries the contract's stable code."""
 
     def __init__(self, code: RejectionCode, reason: str, failing_guard: str | None = None) -> None:
+        reason = clip_text(reason)
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason

@@ -41,12 +41,12 @@ class HLC:
     def _parse_uncached(cls, text: str) -> HLC:
         m = _HLC_RE.fullmatch(text)
         if m is None:
-            raise HLCFormatError(f"hlc {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.mmm+00:00#N")
+            raise HLCFormatError(f"hlc {_quoted(text)} is not of the form YYYY-MM-DDTHH:MM:SS.mmm+00:00#N")
         year, month, day, hour, minute, second, millis, counter = (int(g) for g in m.groups())
         try:
             wall = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         except ValueError as err:
-            raise HLCFormatError(f"hlc {text!r} is not a valid date: {err}") from None
+            raise HLCFormatError(f"hlc {_quoted(text)} is not a valid date: {err}") from None
         delta = wall - _EPOCH
         wall_ms = (delta.days * 86_400 + delta.seconds) * 1000 + millis
         return cls(wall_ms, counter)
@@ -59,6 +59,11 @@ class HLC:
 
     def __str__(self) -> str:
         return self.format()
+
+
+def _quoted(text: str, limit: int = 64) -> str:
+    """A malformed HLC as a reason quotes it: no more than `limit` characters of it."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
 
 
 @functools.lru_cache(maxsize=8192)

@@ -15,6 +15,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from swoosh.workflows.errors import clip_text
 from swoosh.workflows.lifecycle.client import turned_away
 
 UNAVAILABLE_RETRY_AFTER_S = 5
@@ -28,6 +29,7 @@ class HttpProblem(Exception):
     error: str = "internal"
 
     def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        reason = clip_text(reason)
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after

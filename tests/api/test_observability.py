@@ -130,3 +130,31 @@ def test_metrics_have_the_brief_names_and_count_once_per_accepted_answer(
     assert s[("swoosh_state_advance_latency_seconds_count", (("region", "control"),))] == 2
     assert s[("swoosh_state_advance_latency_seconds_count", (("region", "policy"),))] == 2
     assert s[("swoosh_wal_lag_records", (("project_id", pid),))] == 5
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["hlc", "signature", "transition", "idem_key", "inputs"],
+)
+def test_oversized_fields_give_clipped_reasons_and_log_lines(
+    stack: Stack, start_api: ServerFactory, log_lines: io.StringIO, field: str
+) -> None:
+    """A 500 kB field once gave a 500,075-character reason, in the answer and in the log."""
+    server = start_api()
+    pid = f"t-{uuid.uuid4().hex[:12]}"
+    factory = ProposalFactory(stack.signers, pid)
+    big = "9" * 500_000
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.put(f"/v1/projects/{pid}").status_code == 201
+        if field == "inputs":  # signed as sent: the input schema names the unknown input
+            body = factory.body("Boot_ConfigOk", head(http, pid), {big: "x"})
+        else:
+            body = factory.body("Boot_ConfigOk", head(http, pid), {}) | {field: big}
+        resp = post(http, pid, body)
+    assert resp.status_code == 400, resp.text[:300]
+    answer = resp.json()
+    assert answer["error"] == "schema"
+    assert 0 < len(answer["reason"]) <= 1000
+    assert len(resp.content) < 4000
+    lines = [line for line in log_lines.getvalue().splitlines() if pid in line]
+    assert lines and all(len(line) < 5000 for line in lines), max(len(line) for line in lines)

@@ -9,13 +9,14 @@ from typing import Any
 from swoosh.workflows.answers import Rejected
 from swoosh.workflows.document import phases, projection_sections
 from swoosh.workflows.engine import Engine
+from swoosh.workflows.errors import REASON_CHARS
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.messages import HeadView, HealthView, RejectionLogEntry, StateView
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.statechart import SECTIONS
 
 # Reasons can quote a caller's text (a malformed hlc, say); a signal's body may be megabytes.
-REJECTION_REASON_CHARS = 1000
+REJECTION_REASON_CHARS = REASON_CHARS
 REJECTION_IDEM_KEY_CHARS = 256
 REJECTION_TRANSITION_CHARS = 64
 
