@@ -94,9 +94,7 @@ class ProposalEnvelope(BaseModel):
     inputs_hash: str = Field(pattern=r"^sha256-[0-9a-f]{64}$")
     signer: str = Field(pattern=r"^hmmm:pubkey:[A-Za-z0-9_-]{43}$")
     idem_key: str | None = Field(default=None, description="or header Idempotency-Key")
-    hlc: str | None = Field(
-        default=None, max_length=64, description="YYYY-MM-DDTHH:MM:SS.mmm+00:00#N, or header X-HLC"
-    )
+    hlc: str | None = Field(default=None, max_length=64, description="YYYY-MM-DDTHH:MM:SS.mmm+00:00#N, or header X-HLC")
     window_id: str | None = Field(default=None, description="or header X-Window-Id")
     evidence: list[str] = Field(default_factory=list)
     signature: str = Field(
