@@ -253,7 +253,7 @@ async def test_lifecycle_signal_rejections_are_logged_with_bounded_text(
     await _wait_for(processed)
     entry = (await read_rejections(tsenv.client, factory.project_id))[0]
     assert entry.error == "schema"
-    assert len(entry.reason) <= 1000 and entry.reason.endswith("…")
+    assert len(entry.reason) <= 1000 and "hlc" in entry.reason  # the envelope's bounds refuse it unquoted
     assert entry.transition is not None and len(entry.transition) == 64
 
 
