@@ -25,6 +25,12 @@ REJECTION_ERROR_TYPE = "SwooshRejected"
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
 ACTIVITY_GUARDS = "swoosh.evaluate_guards"
 ACTIVITY_DELIVER = "swoosh.deliver_decisions"
+# A decision-record store refuses a batch: it holds another record at an index (fork), lacks the
+# record before the batch (gap), or refused it otherwise. Non-retryable; the workflow reports it.
+SINK_FORK_ERROR_TYPE = "DecisionChainFork"
+SINK_GAP_ERROR_TYPE = "DecisionChainGap"
+SINK_REFUSED_ERROR_TYPE = "SinkRefused"
+SINK_REFUSAL_TYPES = (SINK_FORK_ERROR_TYPE, SINK_GAP_ERROR_TYPE, SINK_REFUSED_ERROR_TYPE)
 
 
 class LifecycleSettings(BaseModel):
@@ -68,6 +74,22 @@ class RejectionLogEntry(BaseModel):
     at_index: int
 
 
+class DeliveryRefusal(BaseModel):
+    """The decision-record store refused the oldest undelivered records: they stay in the workflow.
+
+    `kind`: `fork` (the store holds another record at `index`), `gap` (it lacks the record before),
+    `refused` (another refusal, e.g. an acknowledgement short of the batch). Cleared by the next
+    delivery the store accepts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    index: int | None = None
+    reason: str
+    at_index: int  # the head when the store refused
+
+
 class LifecycleInput(BaseModel):
     """The snapshot a run starts from: Temporal history after it is the write-ahead log."""
 
@@ -82,6 +104,7 @@ class LifecycleInput(BaseModel):
     snapshot_index: int = 0
     snapshot_hlc: str | None = None
     runs: int = 0
+    refusal: DeliveryRefusal | None = None  # the store's last refusal, still standing
 
 
 class GuardRequest(BaseModel):
@@ -157,6 +180,7 @@ class HealthView(BaseModel):
     top: str
     license: str
     quarantined: bool
+    delivery_refused: DeliveryRefusal | None = None
 
 
 class DecisionsPage(BaseModel):

@@ -17,15 +17,19 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from swoosh.activities.decisions import DecisionStore
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client import ProposalFactory, Signers
+from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
-from swoosh.workflows.messages import LifecycleSettings
+from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
 
@@ -69,6 +73,59 @@ async def records(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
         await d.step(t, evidence=[f"ucxl://evidence/{t}/{k}/".ljust(100, "e") for k in range(64)])
 
 
+class RefusingSink:
+    """The JSONL store behind a first answer that acknowledges less than the batch (as a tail-only sink did)."""
+
+    kind = "jsonl"
+
+    def __init__(self, inner: JsonlSink) -> None:
+        self.inner, self.short = inner, True
+
+    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
+        if self.short:
+            self.short = False
+            return DeliveryResult(delivered=0, skipped=len(records) - 1, last_index=0)
+        return await self.inner.deliver(project_id, records)
+
+    async def page(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
+        return await self.inner.page(project_id, after_index, limit)
+
+    async def setup(self) -> str:
+        return await self.inner.setup()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def refusing_sink(root: Path, project_id: str) -> RefusingSink:
+    """A store holding another chain for the project (an earlier life of it), behind a short acknowledgement."""
+    inner = JsonlSink(root)
+    prev = None
+    lines = []
+    for index in (1, 2, 3):
+        body = {"index": index, "transition": "Control_Pause", "prev_dr_hash": prev, "tag": "earlier"}
+        prev = content_hash(body)
+        lines.append(canonical_json({**body, "dr_hash": prev}) + b"\n")
+    root.mkdir(parents=True, exist_ok=True)
+    inner.path(project_id).write_bytes(b"".join(lines))
+    return RefusingSink(inner)
+
+
+async def refusals(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A short acknowledgement, then a forked store: both refused and retried; delivered once resolved."""
+    sink: RefusingSink = client._swoosh_sink  # type: ignore[attr-defined]
+    env_sleep = client._swoosh_sleep  # type: ignore[attr-defined]
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    await env_sleep(timedelta(seconds=40))  # the short answer's back-off; the retry meets the fork
+    await asyncio.sleep(0.5)
+    await env_sleep(timedelta(seconds=10))
+    sink.inner.path(d.factory.project_id).unlink()  # the operator moves the other chain aside
+    await env_sleep(timedelta(seconds=40))
+    await asyncio.sleep(0.5)
+    await d.step("Ingestion_SourcesResolved")
+
+
 async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.lifecycle()
     facts.license_status = "throttled"
@@ -92,7 +149,10 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "grace": (grace, LifecycleSettings()),
     "reverb": (reverb, LifecycleSettings(reverb_snapshot_min=6)),
     "records": (records, LifecycleSettings(dr_batch_bytes=4096, dr_retain_bytes=16384)),
+    "refusals": (refusals, LifecycleSettings(dr_flush_ms=0)),
 }
+# Scenarios that need a store of their own: (sink folder, project id) -> store.
+SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
 
 
 async def history_chain(client: Client, wf_id: str, first_run_id: str) -> list[dict[str, object]]:
@@ -122,8 +182,10 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
             signers = Signers.generate()
             factory = ProposalFactory(signers, f"history-{name}")
             facts = FakeFacts()
-            with tempfile.TemporaryDirectory() as sink:
-                async with lifecycle_worker(client, facts=facts, sink_dir=Path(sink)) as tq:
+            with tempfile.TemporaryDirectory() as sink_dir:
+                sink = SINKS[name](Path(sink_dir), factory.project_id) if name in SINKS else JsonlSink(Path(sink_dir))
+                object.__setattr__(client, "_swoosh_sink", sink)
+                async with lifecycle_worker(client, facts=facts, sink=sink) as tq:
                     handle = await ensure_project(
                         client, factory.project_id, signers.keyring(), tq, EngineConfig(), settings
                     )

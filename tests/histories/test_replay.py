@@ -14,14 +14,14 @@ from temporalio.worker import Replayer
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
-from swoosh.workflows.lifecycle.tuning import PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN
+from swoosh.workflows.lifecycle.tuning import PATCH_DELIVERY_CHECKED, PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN
 
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 
 
 def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
-    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records"} <= names
+    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -100,6 +100,33 @@ def test_records_are_delivered_in_batches_limited_in_bytes() -> None:
         [17],
     ]
     assert all(len(b) == 1 or sum(size for _, size in b) <= 4096 for b in batches)
+
+
+# Recorded before the store's acknowledgement was checked: they must keep replaying without the marker.
+BEFORE_CHECKED_ACKS = (*BEFORE_BYTE_LIMITS, "records")
+
+
+def test_histories_from_before_checked_acknowledgements_have_no_marker() -> None:
+    old = [p for p in Path(__file__).parent.glob("*-run*.json") if p.name.split("-run")[0] in BEFORE_CHECKED_ACKS]
+    assert len(old) >= len(BEFORE_CHECKED_ACKS)
+    for path in old:
+        assert PATCH_DELIVERY_CHECKED not in _patches(json.loads(path.read_text())["events"]), path.name
+
+
+def test_refused_deliveries_back_off_and_are_delivered_once_resolved() -> None:
+    """A short acknowledgement (completed, yet a back-off timer follows), a fork (failed), then delivered."""
+    events = json.loads((Path(__file__).parent / "refusals-run0.json").read_text())["events"]
+    assert PATCH_DELIVERY_CHECKED in _patches(events)
+    seen = []
+    for e in events:
+        kind = e["eventType"].removeprefix("EVENT_TYPE_")
+        if kind == "ACTIVITY_TASK_COMPLETED":
+            seen.append("delivered")
+        elif kind == "ACTIVITY_TASK_FAILED":
+            seen.append(e["activityTaskFailedEventAttributes"]["failure"]["applicationFailureInfo"]["type"])
+        elif kind == "TIMER_STARTED":
+            seen.append("back-off")
+    assert seen == ["delivered", "back-off", "DecisionChainFork", "back-off", "delivered", "delivered"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

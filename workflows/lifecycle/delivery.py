@@ -5,22 +5,39 @@ commands only at quiet points (no Update handler in flight) and fences off every
 acts in (see `fence.py`). It waits up to `dr_flush_ms` for a batch to fill, delivers it with a
 regular activity, and backs off while the sink is unavailable; while the run drains for
 continue-as-new it stays idle, since nothing may follow continue-as-new.
+
+A store that refuses a batch (a fork, a gap, an acknowledgement that does not cover the batch)
+never has those records counted as delivered: the pump keeps them, keeps the refusal for the
+health query, and tries again after the same back-off (an operator may resolve the store).
+Runs recorded before acknowledgements were checked (`checked=False`, a patch marker) counted any
+answer as delivering the whole batch.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from swoosh.workflows.engine import Engine
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.lifecycle.tuning import DELIVER_RETRY, SINK_BACKOFF
 from swoosh.workflows.lifecycle.visibility import search_attributes_of
-from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult, LifecycleSettings
+from swoosh.workflows.messages import (
+    ACTIVITY_DELIVER,
+    SINK_FORK_ERROR_TYPE,
+    SINK_GAP_ERROR_TYPE,
+    SINK_REFUSAL_TYPES,
+    DeliveryRefusal,
+    DeliveryRequest,
+    DeliveryResult,
+    LifecycleSettings,
+)
+
+REFUSAL_REASON_CHARS = 1000
 
 
 class PumpState(enum.Enum):
@@ -43,11 +60,22 @@ class Conductor(Protocol):
 
 
 class DeliveryPump:
-    def __init__(self, conductor: Conductor, engine: Engine, outbox: Outbox, settings: LifecycleSettings) -> None:
+    def __init__(
+        self,
+        conductor: Conductor,
+        engine: Engine,
+        outbox: Outbox,
+        settings: LifecycleSettings,
+        *,
+        checked: bool = True,
+        refusal: DeliveryRefusal | None = None,
+    ) -> None:
         self.conductor = conductor
         self.engine = engine
         self.outbox = outbox
         self.settings = settings
+        self.checked = checked
+        self.refusal = refusal
         self.state = PumpState.IDLE
         self.published_index = -1
 
@@ -87,20 +115,52 @@ class DeliveryPump:
                     retry_policy=DELIVER_RETRY,
                     summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
                 )
-            except ActivityError:
+            except ActivityError as err:
                 c.resumed()
-                self.state = PumpState.IDLE
-                await c.quiet()
-                c.resumed()
-                if c.draining:
-                    continue  # no new command may follow continue-as-new
-                self.state = PumpState.BACKOFF
-                await workflow.sleep(SINK_BACKOFF, summary="decision-record sink unavailable; retry")
-                c.resumed()
+                self._note_failure(err)
+                await self._back_off()
                 continue
             c.resumed()
+            if self.checked and not covers(result, batch):
+                self.refusal = DeliveryRefusal(
+                    kind="refused",
+                    index=int(batch[0]["index"]),
+                    reason=f"the store acknowledged {result.delivered} delivered and {result.skipped} held up to "
+                    f"index {result.last_index}, not the batch {batch[0]['index']}..{batch[-1]['index']}",
+                    at_index=self.engine.index,
+                )
+                await self._back_off()
+                continue
+            self.refusal = None
             outbox.delivered(batch, result.last_index)
             c.describe()
+
+    async def _back_off(self) -> None:
+        """Wait before the next attempt (unless the run drains: no command may follow continue-as-new)."""
+        c = self.conductor
+        self.state = PumpState.IDLE
+        await c.quiet()
+        c.resumed()
+        if c.draining:
+            return
+        self.state = PumpState.BACKOFF
+        await workflow.sleep(SINK_BACKOFF, summary="decision-record sink unavailable; retry")
+        c.resumed()
+
+    def _note_failure(self, err: ActivityError) -> None:
+        """Keep a store's refusal for the health query; an unavailable store is only retried."""
+        cause = err.cause
+        if not isinstance(cause, ApplicationError) or cause.type not in SINK_REFUSAL_TYPES:
+            return
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        index = details.get("index")
+        kind = {SINK_FORK_ERROR_TYPE: "fork", SINK_GAP_ERROR_TYPE: "gap"}.get(cause.type or "", "refused")
+        self.refusal = DeliveryRefusal(
+            kind=kind,
+            index=index if isinstance(index, int) else None,
+            reason=cause.message[:REFUSAL_REASON_CHARS],
+            at_index=self.engine.index,
+        )
 
     def _publish_search_attributes(self) -> None:
         """Search attributes follow the head, published with deliveries (one upsert per batch, not per transition)."""
@@ -110,3 +170,8 @@ class DeliveryPump:
         attrs = search_attributes_of(self.engine.document)
         workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attrs.search_attributes])
         self.published_index = index
+
+
+def covers(result: DeliveryResult, batch: list[dict[str, Any]]) -> bool:
+    """The store's answer accounts for every record of the batch, up to its last index."""
+    return result.delivered + result.skipped >= len(batch) and result.last_index >= int(batch[-1]["index"])

@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 # Patch markers, in the order each run asks for them (see ProjectLifecycle.__init__).
 PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
 PATCH_RECORD_BYTES = "decision-record-byte-limits"
+PATCH_DELIVERY_CHECKED = "decision-delivery-checked"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)

@@ -11,7 +11,7 @@ from swoosh.workflows.document import phases, projection_sections
 from swoosh.workflows.engine import Engine
 from swoosh.workflows.errors import REASON_CHARS
 from swoosh.workflows.lifecycle.outbox import Outbox
-from swoosh.workflows.messages import HeadView, HealthView, RejectionLogEntry, StateView
+from swoosh.workflows.messages import DeliveryRefusal, HeadView, HealthView, RejectionLogEntry, StateView
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.statechart import SECTIONS
 
@@ -55,12 +55,13 @@ def health_view(
     snapshot_hlc: str | None,
     inbox: int,
     runs: int,
+    refusal: DeliveryRefusal | None = None,
 ) -> HealthView:
     doc, top = engine.document, engine.top
     lic = doc["control"]["license"]["phase"]
     if top == "TERMINATED":
         status = "down"
-    elif top in ("QUARANTINED", "RECOVERY") or lic != "OK" or outbox.behind():
+    elif top in ("QUARANTINED", "RECOVERY") or lic != "OK" or outbox.behind() or refusal is not None:
         status = "degraded"
     else:
         status = "ok"
@@ -77,6 +78,7 @@ def health_view(
         top=top,
         license=lic,
         quarantined=bool(doc["policy"]["quarantined"]),
+        delivery_refused=refusal,
     )
 
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle.outbox import Outbox
     from swoosh.workflows.lifecycle.tuning import (
         GUARD_RETRY,
+        PATCH_DELIVERY_CHECKED,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
         QUARANTINE_RATIONALE_CHARS,
@@ -91,12 +92,16 @@ class ProjectLifecycle:
         self.draining = False
         self.fence = TaskFence()
         # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB; runs
-        # recorded before byte limits cut delivery batches by count alone. Both asked once, in this
-        # order, as each run starts (before any handler), so that their histories replay unchanged.
+        # recorded before byte limits cut delivery batches by count alone; runs recorded before the
+        # store's acknowledgement was checked counted any answer as the whole batch delivered. Each
+        # asked once, in this order, as each run starts (before any handler), so histories replay unchanged.
         self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
         byte_limits = workflow.patched(PATCH_RECORD_BYTES)
+        checked = workflow.patched(PATCH_DELIVERY_CHECKED)
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
-        self.pump = DeliveryPump(self, self.engine, self.outbox, self.settings)
+        self.pump = DeliveryPump(
+            self, self.engine, self.outbox, self.settings, checked=checked, refusal=inp.refusal if checked else None
+        )
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
         self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
@@ -184,6 +189,7 @@ class ProjectLifecycle:
             snapshot_index=self.engine.index,
             snapshot_hlc=self.engine.document["hlc_last"],
             runs=self.runs + 1,
+            refusal=self.pump.refusal,
         )
 
     def _now_ms(self) -> int:
@@ -348,6 +354,7 @@ class ProjectLifecycle:
             snapshot_hlc=self.snapshot_hlc,
             inbox=len(self.inbox),
             runs=self.runs,
+            refusal=self.pump.refusal,
         )
 
     @workflow.query(name=QUERY_DECISIONS)
