@@ -1,36 +1,59 @@
-"""Decision-record delivery: an append-only JSONL file per project (default) or a BUBBLE HTTP sink.
+"""Decision-record stores: where the delivery activity writes records and the API reads old pages.
 
-Delivery is idempotent on `(index, dr_hash)`: a batch re-sent after a crash or a continue-as-new
-skips what the sink already holds, and a different record at an index already written is refused
-loudly (that would be a forked chain, never something to paper over).
+Three stores, chosen by `[records] store`: `jsonl` (an append-only file per project under
+`<data_dir>/decisions`; one host, or hosts sharing a POSIX file system), `postgres` (shared by every
+host) and `bubble` (a BUBBLE HTTP endpoint). Each holds a project's records as one chain 1..N and
+applies the same rule on delivery (`plan_delivery`): a record the store already holds with the same
+`dr_hash` is skipped; a record it holds with another `dr_hash` anywhere in the batch is a fork, and
+a new record must link (`prev_dr_hash`) to the store's record before it, else it is a gap. Forks and
+gaps are refused loudly (a non-retryable activity failure): the workflow keeps those records,
+reports the refusal in its health and never counts them as delivered.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import json
-import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Literal, Protocol, Self
 
-import httpx
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from swoosh.workflows.canonical import canonical_json
-from swoosh.workflows.ids import PROJECT_ID_RE
-from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, DeliveryResult
+from swoosh.workflows.errors import ConfigError
+from swoosh.workflows.messages import (
+    ACTIVITY_DELIVER,
+    SINK_FORK_ERROR_TYPE,
+    SINK_GAP_ERROR_TYPE,
+    DeliveryRequest,
+    DeliveryResult,
+)
+
+StoreKind = Literal["jsonl", "postgres", "bubble"]
 
 
 class RecordsSettings(BaseModel):
-    """Where decision records go: local JSONL files (`<data_dir>/decisions`) unless a BUBBLE URL is set."""
+    """Where decision records go and where the API reads the pages the workflow no longer holds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bubble_url: str | None = None  # POST {bubble_url}/projects/{id}/decisions
+    store: StoreKind = "jsonl"
+    postgres_dsn: SecretStr | None = None  # libpq URI or key=value string; holds the password
+    postgres_dsn_file: Path | None = None
+    bubble_url: str | None = None  # POST/GET {bubble_url}/projects/{id}/decisions
+    bubble_token: SecretStr | None = None
+    bubble_token_file: Path | None = None
+    bubble_ca: Path | None = None  # PEM CA bundle to verify an https:// BUBBLE endpoint
+    timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bubble_by_url(cls, data: Any) -> Any:
+        # Before `store` existed a BUBBLE URL alone chose the BUBBLE sink: keep that meaning.
+        if isinstance(data, dict) and data.get("bubble_url") and not data.get("store"):
+            return {**data, "store": "bubble"}
+        return data
 
     @field_validator("bubble_url")
     @classmethod
@@ -41,135 +64,143 @@ class RecordsSettings(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        for name in ("postgres_dsn", "bubble_token"):
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"give {name} or {name}_file, not both")
+        if self.store == "postgres" and self.postgres_dsn is None and self.postgres_dsn_file is None:
+            raise ValueError("store 'postgres' needs postgres_dsn or postgres_dsn_file")
+        if self.store == "bubble" and self.bubble_url is None:
+            raise ValueError("store 'bubble' needs bubble_url")
+        if self.bubble_ca is not None and not self.bubble_ca.is_file():
+            raise ValueError(f"bubble_ca {self.bubble_ca} is not a readable file")
+        return self
 
-class DecisionSink(Protocol):
-    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult: ...
+    def resolved_postgres_dsn(self) -> str:
+        """The DSN from `postgres_dsn` or else `postgres_dsn_file` (a secret: never log it)."""
+        return _secret(self.postgres_dsn, self.postgres_dsn_file, "postgres_dsn") or ""
+
+    def resolved_bubble_token(self) -> str | None:
+        return _secret(self.bubble_token, self.bubble_token_file, "bubble_token")
 
 
-class JsonlSink:
-    """`<root>/<project_id>.jsonl`, one canonical record per line, fsync'd per batch."""
+def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise StoreConfigError(f"records.{name}_file {path}: {err.strerror}") from None
+    return text or None
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._locks: dict[str, asyncio.Lock] = {}
 
-    def path(self, project_id: str) -> Path:
-        if not PROJECT_ID_RE.fullmatch(project_id):
-            raise ValueError(f"bad project id {project_id!r}")
-        return self.root / f"{project_id}.jsonl"
+class StoreConfigError(ConfigError):
+    """The configured store cannot be used as configured (the message names the setting)."""
 
-    @staticmethod
-    def _tail(fh: BinaryIO) -> tuple[int, str | None]:
-        """The index and dr_hash of the file's last record (reads backwards from the end)."""
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        block = 65536
-        data = b""
-        pos = size
-        while pos > 0:
-            step = min(block, pos)
-            pos -= step
-            fh.seek(pos)
-            data = fh.read(step) + data
-            lines = [ln for ln in data.split(b"\n") if ln.strip()]
-            if len(lines) >= 2 or (lines and pos == 0):
-                rec = json.loads(lines[-1])
-                return int(rec["index"]), str(rec["dr_hash"])
-        return 0, None
 
-    def read(self, project_id: str, after_index: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        path = self.path(project_id)
-        out: list[dict[str, Any]] = []
-        if not path.exists():
-            return out
-        with path.open("rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                rec = json.loads(line)
-                if int(rec["index"]) > after_index:
-                    out.append(rec)
-                    if len(out) >= limit:
-                        break
-        return out
+class DecisionStore(Protocol):
+    """A decision-record store: deliveries from the workflow, pages for the API, schema for `swoosh setup`."""
+
+    kind: str
 
     async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
-        lock = self._locks.setdefault(project_id, asyncio.Lock())
-        async with lock:
-            return await asyncio.to_thread(self._deliver_sync, project_id, records)
+        """Store the records (idempotent); an ApplicationError for a fork, a gap or an unavailable store."""
+        ...
 
-    def _deliver_sync(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Several worker processes may deliver for one project (after a crash, a retry may land on
-        # another worker): the file's own tail, read under an exclusive lock, is the only truth.
-        with self.path(project_id).open("a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                last_index, last_hash = self._tail(fh)
-                fresh = []
-                skipped = 0
-                for rec in sorted(records, key=lambda r: int(r["index"])):
-                    index = int(rec["index"])
-                    if index <= last_index:
-                        if index == last_index and rec["dr_hash"] != last_hash:
-                            raise ApplicationError(
-                                f"sink holds a different record at index {index}",
-                                type="DecisionChainFork",
-                                non_retryable=True,
-                            )
-                        skipped += 1
-                        continue
-                    if index != last_index + 1 or rec["prev_dr_hash"] != last_hash:
-                        raise ApplicationError(
-                            f"record {index} does not follow the sink's head {last_index}",
-                            type="DecisionChainGap",
-                            non_retryable=True,
-                        )
-                    fresh.append(rec)
-                    last_index, last_hash = index, str(rec["dr_hash"])
-                if fresh:
-                    fh.seek(0, os.SEEK_END)
-                    fh.write(b"".join(canonical_json(r) + b"\n" for r in fresh))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return DeliveryResult(delivered=len(fresh), skipped=skipped, last_index=last_index)
+    async def page(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` records of the project with index > `after_index`, in index order, without holes."""
+        ...
+
+    async def setup(self) -> str:
+        """Create what the store needs (idempotent); says what it did."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
-class HttpSink:
-    """POST each batch to a BUBBLE endpoint (`{base}/projects/{id}/decisions`); the server dedupes on dr_hash."""
-
-    def __init__(self, base_url: str, timeout_s: float = 10.0, token: str | None = None) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
-
-    async def deliver(self, project_id: str, records: list[dict[str, Any]]) -> DeliveryResult:
-        try:
-            resp = await self._client.post(f"/projects/{project_id}/decisions", json={"records": records})
-        except httpx.HTTPError as err:
-            raise ApplicationError(f"BUBBLE sink unreachable: {type(err).__name__}", type="SinkUnavailable") from None
-        if resp.status_code >= 500:
-            raise ApplicationError(f"BUBBLE sink answered {resp.status_code}", type="SinkUnavailable")
-        if resp.status_code >= 400:
-            raise ApplicationError(
-                f"BUBBLE sink refused the batch: {resp.status_code}", type="SinkRefused", non_retryable=True
-            )
-        return DeliveryResult(delivered=len(records), skipped=0, last_index=max(int(r["index"]) for r in records))
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+# ---------------------------------------------------------------------- the chain rule
+def fork_error(project_id: str, index: int, held: str | None, offered: str, why: str) -> ApplicationError:
+    return ApplicationError(
+        f"project {project_id}: {why} at index {index} (store holds {held}, workflow offers {offered}); "
+        "a forked chain is never overwritten: resolve it in the store, see docs/operations.md",
+        {"project_id": project_id, "index": index, "held": held, "offered": offered},
+        type=SINK_FORK_ERROR_TYPE,
+        non_retryable=True,
+    )
 
 
-def decision_sink(settings: RecordsSettings, data_dir: Path) -> DecisionSink:
-    """The BUBBLE sink when a URL is configured, else the local JSONL files under `data_dir`."""
-    if settings.bubble_url:
-        return HttpSink(settings.bubble_url)
-    return JsonlSink(data_dir / "decisions")
+def gap_error(project_id: str, index: int, store_head: int | None) -> ApplicationError:
+    return ApplicationError(
+        f"project {project_id}: record {index} does not follow the store, which lacks record {index - 1}"
+        + (f" (its last record is {store_head})" if store_head is not None else ""),
+        {"project_id": project_id, "index": index, "store_head": store_head},
+        type=SINK_GAP_ERROR_TYPE,
+        non_retryable=True,
+    )
+
+
+def plan_delivery(
+    project_id: str, records: list[dict[str, Any]], held: Mapping[int, str], store_head: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """The records to write and how many the store already holds.
+
+    `held` maps index -> dr_hash for what the store holds at every index of the batch and the one
+    before its first record (missing = not held). Raises the fork or gap ApplicationError.
+    """
+    known = dict(held)
+    fresh: list[dict[str, Any]] = []
+    skipped = 0
+    for rec in sorted(records, key=lambda r: int(r["index"])):
+        index, dr_hash = int(rec["index"]), str(rec["dr_hash"])
+        have = known.get(index)
+        if have is not None:
+            if have != dr_hash:
+                raise fork_error(project_id, index, have, dr_hash, "a different record")
+            skipped += 1
+            continue
+        prev = known.get(index - 1) if index > 1 else None
+        if index > 1 and prev is None:
+            raise gap_error(project_id, index, store_head)
+        if rec.get("prev_dr_hash") != prev:
+            raise fork_error(project_id, index - 1, prev, str(rec.get("prev_dr_hash")), "a chain that links elsewhere")
+        fresh.append(rec)
+        known[index] = dr_hash
+    return fresh, skipped
+
+
+def result_of(records: list[dict[str, Any]], fresh: list[dict[str, Any]], skipped: int) -> DeliveryResult:
+    return DeliveryResult(
+        delivered=len(fresh), skipped=skipped, last_index=max((int(r["index"]) for r in records), default=0)
+    )
+
+
+# ---------------------------------------------------------------------- composition
+def decision_store(settings: RecordsSettings, data_dir: Path) -> DecisionStore:
+    """The configured store: JSONL files under `<data_dir>/decisions`, PostgreSQL, or BUBBLE."""
+    if settings.store == "postgres":
+        from swoosh.activities.records_postgres import PostgresStore
+
+        return PostgresStore(settings.resolved_postgres_dsn(), timeout_s=settings.timeout_ms / 1000)
+    if settings.store == "bubble":
+        from swoosh.activities.records_bubble import BubbleStore
+
+        assert settings.bubble_url is not None  # checked by the settings
+        return BubbleStore(
+            settings.bubble_url,
+            token=settings.resolved_bubble_token(),
+            ca_file=settings.bubble_ca,
+            timeout_s=settings.timeout_ms / 1000,
+        )
+    from swoosh.activities.records_jsonl import JsonlSink
+
+    return JsonlSink(Path(data_dir) / "decisions")
 
 
 class DeliveryActivities:
-    def __init__(self, sink: DecisionSink) -> None:
+    def __init__(self, sink: DecisionStore) -> None:
         self.sink = sink
 
     @activity.defn(name=ACTIVITY_DELIVER)

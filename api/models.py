@@ -31,7 +31,9 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    error: str = Field(examples=["unauthorized", "not_found", "payload_too_large", "overloaded", "unavailable"])
+    error: str = Field(
+        examples=["unauthorized", "not_found", "payload_too_large", "overloaded", "unavailable", "records_unavailable"]
+    )
     reason: str
 
     @field_validator("reason")

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 from temporalio.client import Client
 
-from swoosh.activities.decisions import JsonlSink
+from swoosh.activities.decisions import decision_store
 from swoosh.api.server import jsonlog
 from swoosh.api.server.app import create_app
 from swoosh.worker import logs
@@ -86,7 +86,7 @@ def build_server(
         keyring=keyring,
         default_project=settings.api.default_project,
         tokens=settings.api.tokens,
-        decision_store=JsonlSink(Path(settings.data_dir) / "decisions"),
+        decision_store=decision_store(settings.records, Path(settings.data_dir)),
         engine_config=settings.engine.config(),
         lifecycle_settings=settings.engine.lifecycle(),
     )

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from swoosh.activities.decisions import DecisionSink, DeliveryActivities, decision_sink
+from swoosh.activities.decisions import DecisionStore, DeliveryActivities, decision_store
 from swoosh.activities.facts import FactsService
 from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.worker.settings import Settings
@@ -49,7 +49,7 @@ def runtime_with_metrics(bind: str | None) -> Runtime:
 
 
 def build_worker(
-    client: Client, task_queue: str, facts: FactsSource, sink: DecisionSink, *, no_sticky: bool = False
+    client: Client, task_queue: str, facts: FactsSource, sink: DecisionStore, *, no_sticky: bool = False
 ) -> Worker:
     guard_acts = GuardActivities(facts)
     deliver_acts = DeliveryActivities(sink)
@@ -74,14 +74,9 @@ def build_worker(
 @asynccontextmanager
 async def running_worker(settings: Settings, client: Client, *, no_sticky: bool = False) -> AsyncIterator[Worker]:
     """Facts providers + worker, started and stopped together."""
+    store = decision_store(settings.records, Path(settings.data_dir))
     async with FactsService(settings) as facts:
-        worker = build_worker(
-            client,
-            settings.temporal.task_queue,
-            facts,
-            decision_sink(settings.records, Path(settings.data_dir)),
-            no_sticky=no_sticky,
-        )
+        worker = build_worker(client, settings.temporal.task_queue, facts, store, no_sticky=no_sticky)
         task = asyncio.create_task(worker.run())
         try:
             yield worker
@@ -89,6 +84,7 @@ async def running_worker(settings: Settings, client: Client, *, no_sticky: bool 
             await worker.shutdown()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await store.aclose()
 
 
 async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -> None:

@@ -137,7 +137,7 @@ _KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
     ("mcp", "tools"): "pairs",
     ("shhh", "rules"): "json",
 }
-_SECRET = {("api", "tokens"), ("kaching", "token")}
+_SECRET = {("api", "tokens"), ("kaching", "token"), ("records", "postgres_dsn"), ("records", "bubble_token")}
 
 
 def env_variables() -> list[EnvVar]:

@@ -56,8 +56,9 @@ def create_app(
         client: a connected Temporal client, or an async function returning one (connected lazily,
             retried on the next request while Temporal is unreachable).
         tokens: accepted bearer tokens; empty = no authentication. Several at once allow rotation.
-        decision_store: where the decision records a project's workflow no longer holds are read
-            (the worker's sink, e.g. its JSONL files); None = only the records the workflow holds.
+        decision_store: the configured decision-record store (JSONL, PostgreSQL or BUBBLE), read for
+            the records a project's workflow no longer holds; closed with the app. None = a page that
+            needs such records is a 503 `records_unavailable`.
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
@@ -88,6 +89,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if decision_store is not None:
+                await decision_store.aclose()
 
     app = SwooshAPI(title="SWOOSH API", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway

@@ -24,6 +24,7 @@ from swoosh.api.server.problems import (
     NotFoundProblem,
     OverloadedProblem,
     QueryFailed,
+    RecordsUnavailableProblem,
     UnavailableProblem,
     translate,
 )
@@ -53,14 +54,19 @@ RETRY_HEADER = "X-Swoosh-Retry"
 
 
 class DecisionPages(Protocol):
-    """Where decision records the workflow no longer holds are read from (e.g. the worker's JSONL files).
+    """The configured decision-record store, read for the records a project's workflow no longer holds.
 
-    Called in a thread: a blocking implementation is fine.
+    The worker composes it from the `[records]` settings (JSONL files, PostgreSQL or BUBBLE); the API
+    never reads another process's files on its own.
     """
 
-    def read(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
+    kind: str
+
+    async def page(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` records of the project with index > `after_index`, in index order."""
         ...
+
+    async def aclose(self) -> None: ...
 
 
 class ClientSource:
@@ -283,19 +289,22 @@ class Gateway:
         return view
 
     async def decisions(self, project_id: str, after_index: int, limit: int) -> DecisionsAnswer:
+        """A page of records `after_index + 1 ..`: the workflow's retained ones, older ones from the store.
+
+        The page has no holes: a record the workflow no longer holds and the store cannot give is an
+        error (503, the store may be behind or unreachable), never silently skipped.
+        """
         page = await self._call(
             project_id, self.query_timeout_s, lambda c: read_decisions(c, project_id, after_index, limit)
         )
         records = list(page.records)
         first = page.first_retained_index
-        store = self.decision_store
-        if store is not None and page.head_index > after_index and (first is None or first > after_index + 1):
-            # The workflow no longer holds the oldest wanted records: read them from the decision store.
-            older = await asyncio.to_thread(store.read, project_id, after_index, limit)
-            if first is not None:
-                older = [r for r in older if int(r["index"]) < first]
-            last = int(older[-1]["index"]) if older else after_index
-            records = (older + [r for r in records if int(r["index"]) > last])[:limit]
+        wanted_last = min(page.head_index, after_index + limit)
+        if wanted_last > after_index and (first is None or first > after_index + 1):
+            older_last = wanted_last if first is None else min(wanted_last, first - 1)
+            older = await self._older_records(project_id, after_index, older_last)
+            records = (older + [r for r in records if int(r["index"]) > older_last])[:limit]
+        _check_page(project_id, after_index, records)
         next_after = int(records[-1]["index"]) if records else after_index
         return DecisionsAnswer(
             project_id=project_id,
@@ -304,6 +313,40 @@ class Gateway:
             first_retained_index=first,
             next_after_index=next_after,
         )
+
+    async def _older_records(self, project_id: str, after_index: int, last: int) -> list[dict[str, Any]]:
+        """Records after_index+1 .. last from the decision-record store, all of them or a RecordsUnavailable."""
+        store = self.decision_store
+        span = f"{after_index + 1}..{last}"
+        if store is None:
+            raise RecordsUnavailableProblem(
+                f"records {span} of project {project_id} are no longer held by its workflow and this API has "
+                "no decision-record store configured",
+                retry_after=None,
+            )
+        try:
+            async with asyncio.timeout(self.query_timeout_s):
+                got = await store.page(project_id, after_index, last - after_index)
+        except Exception as err:  # any failure of the store is the store's, reported as such
+            jsonlog.event(
+                f"decision-record store ({store.kind}) read failed: {type(err).__name__}: {str(err)[:300]}",
+                event="records_read_failed",
+                project_id=project_id,
+            )
+            raise RecordsUnavailableProblem(
+                f"the decision-record store ({store.kind}) cannot be read for records {span}: {type(err).__name__}"
+            ) from None
+        older = [r for r in got if int(r["index"]) <= last]
+        indexes = [int(r["index"]) for r in older]
+        if indexes != list(range(after_index + 1, last + 1)):
+            have = next((i for n, i in enumerate(indexes) if i != after_index + 1 + n), None)
+            missing = after_index + 1 + len(indexes) if have is None else after_index + 1 + indexes.index(have)
+            raise RecordsUnavailableProblem(
+                f"the decision-record store ({store.kind}) lacks record {missing} of project {project_id} "
+                f"(records {span} are no longer held by the workflow): not delivered yet, or written to "
+                "another store; retry later"
+            )
+        return older
 
     async def ensure_default_project(self, stop: asyncio.Event, every_s: float = 2.0) -> None:
         """Create the default project, retrying while Temporal is unreachable (run as a background task)."""
@@ -325,6 +368,20 @@ class Gateway:
                 await asyncio.wait_for(stop.wait(), every_s)
             except TimeoutError:
                 pass
+
+
+def _check_page(project_id: str, after_index: int, records: list[dict[str, Any]]) -> None:
+    """Consecutive indexes from after_index + 1, each record linked to the one before it."""
+    expected = after_index + 1
+    for n, rec in enumerate(records):
+        if int(rec["index"]) != expected + n:
+            raise RecordsUnavailableProblem(f"project {project_id}: record {expected + n} is missing from the page")
+        if n and rec.get("prev_dr_hash") != records[n - 1].get("dr_hash"):
+            raise RecordsUnavailableProblem(
+                f"project {project_id}: record {rec['index']} does not link to record {int(rec['index']) - 1} "
+                "(the decision-record store holds a forked chain; see the project's health)",
+                retry_after=None,
+            )
 
 
 def _str(body: dict[str, Any] | None, header_fields: dict[str, str], name: str) -> str | None:

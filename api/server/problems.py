@@ -69,6 +69,12 @@ class UnavailableProblem(HttpProblem):
         super().__init__(reason, retry_after)
 
 
+class RecordsUnavailableProblem(UnavailableProblem):
+    """Decision records a page needs are neither held by the workflow nor readable from the store."""
+
+    error = "records_unavailable"
+
+
 class InternalProblem(HttpProblem):
     status, error = 500, "internal"
 

@@ -37,6 +37,14 @@ _READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": RejectionBody, "description": "bad query (code schema)"},
     **_PROBLEMS,
 }
+_DECISIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_READ_RESPONSES,
+    503: {
+        "model": Problem,
+        "description": "Temporal cannot be reached, or records the page needs cannot be read from the "
+        "decision-record store (error `records_unavailable`); never a page with a hole",
+    },
+}
 _HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "unknown project"},
     503: {"model": HealthDown, "description": "Temporal cannot be reached"},
@@ -196,7 +204,7 @@ async def get_project_health(project_id: str, gateway: GatewayDep) -> JSONRespon
     "/v1/projects/{project_id}/decisions",
     dependencies=AUTH,
     response_model=DecisionsAnswer,
-    responses=_READ_RESPONSES,
+    responses=_DECISIONS_RESPONSES,
     tags=["projects"],
 )
 async def get_project_decisions(

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from swoosh.activities.decisions import JsonlSink
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client._factory import ProposalFactory, Signers
 from swoosh.api.server.app import create_app
 from swoosh.workflows.testing.environment import FakeFacts, binary, lifecycle_worker, search_attribute_flags

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from swoosh.activities.decisions import JsonlSink
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client._factory import ProposalFactory, Signers
 from swoosh.worker.run_worker import build_worker
 from swoosh.workflows.answers import Accepted

@@ -18,8 +18,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from swoosh.activities.decisions import DeliveryActivities, JsonlSink
+from swoosh.activities.decisions import DeliveryActivities
 from swoosh.activities.guards import GuardActivities
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner

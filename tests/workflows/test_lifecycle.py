@@ -305,7 +305,7 @@ async def test_lifecycle_snapshot_while_delivery_in_flight_keeps_going(
     tsenv: WorkflowEnvironment, signers: Signers, factory: ProposalFactory, facts: FakeFacts, tmp_path: Path
 ) -> None:
     """Regression: continue-as-new must be the last command even with a delivery activity running."""
-    from swoosh.activities.decisions import JsonlSink
+    from swoosh.activities.records_jsonl import JsonlSink
     from swoosh.workflows.testing.environment import lifecycle_worker
 
     sink = JsonlSink(tmp_path / "slow")
@@ -342,7 +342,7 @@ async def test_lifecycle_turns_new_transitions_away_while_the_decision_sink_is_b
     """Back-pressure instead of an unbounded snapshot: nothing is lost, the caller resends later."""
     from temporalio.client import WorkflowUpdateFailedError
 
-    from swoosh.activities.decisions import JsonlSink
+    from swoosh.activities.records_jsonl import JsonlSink
     from swoosh.workflows.lifecycle.client import turned_away
     from swoosh.workflows.testing.environment import lifecycle_worker
 
@@ -431,7 +431,7 @@ async def test_lifecycle_turns_transitions_away_when_undelivered_records_reach_t
 ) -> None:
     from temporalio.client import WorkflowUpdateFailedError
 
-    from swoosh.activities.decisions import JsonlSink
+    from swoosh.activities.records_jsonl import JsonlSink
     from swoosh.workflows.lifecycle.client import turned_away
     from swoosh.workflows.testing.environment import lifecycle_worker
 

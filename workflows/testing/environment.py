@@ -22,8 +22,9 @@ from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from swoosh.activities.decisions import DecisionSink, DeliveryActivities, JsonlSink
+from swoosh.activities.decisions import DecisionStore, DeliveryActivities
 from swoosh.activities.guards import FactsSource, GuardActivities
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.client import register_search_attributes, search_attribute_flags
@@ -104,7 +105,7 @@ class FakeFacts:
 async def lifecycle_worker(
     client: Client,
     facts: FactsSource | None = None,
-    sink: DecisionSink | None = None,
+    sink: DecisionStore | None = None,
     task_queue: str | None = None,
     sink_dir: Path | None = None,
     max_cached_workflows: int = 1000,

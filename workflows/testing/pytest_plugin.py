@@ -10,14 +10,15 @@ Opt in from your top-level conftest.py: `pytest_plugins = ["swoosh.workflows.tes
 Fixtures: `swoosh_env` (a time-skipping Temporal test server), `swoosh_facts` (controllable facts:
 licence, MCP, BACKBEAT window, policy), `swoosh_signers` (a keyring of generated Ed25519 keys),
 `swoosh_task_queue` (a worker running the real workflow and activities), `swoosh_project`
-(a started project with a driver and assertion helpers).
+(a started project with a driver and assertion helpers), `swoosh_postgres` (one real PostgreSQL
+server for the session, started from Debian's binaries; see `swoosh.workflows.testing.postgres`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from swoosh.workflows.lifecycle.client import ensure_project, read_decisions, re
 from swoosh.workflows.messages import DecisionsPage, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.testing.driver import LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
+from swoosh.workflows.testing.postgres import PostgresServer
 
 
 @dataclass
@@ -96,6 +98,17 @@ class ProjectUnderTest:
         head = await self.state()
         if records:
             assert records[-1]["state_post_hash"] == head.hash, "last decision record is not the current head"
+
+
+@pytest.fixture(scope="session")
+def swoosh_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session (its `dsn` is a secret: it holds the password)."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest_asyncio.fixture
