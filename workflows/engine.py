@@ -15,13 +15,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from swoosh.guards.outcome import GuardOutcome
 from swoosh.guards.policy import redact
 from swoosh.workflows.answers import Accepted, GuardResult, IdemEntry
 from swoosh.workflows.canonical import content_hash
-from swoosh.workflows.decision import seal, ucxl_backlink
+from swoosh.workflows.decision import UcxlFormat, seal, ucxl_backlink
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC, order_key, too_far_ahead
 from swoosh.workflows.inputs import validate_inputs
@@ -47,6 +47,9 @@ class EngineConfig(BaseModel):
     max_offset_ms: int = Field(default=60_000, ge=0)
     idem_window: int = Field(default=1024, ge=16, le=4096)
     grace_ms: int = Field(default=900_000, ge=0)
+    # New projects write CHORUS-grammar backlinks. A snapshot recorded before this field existed has
+    # no value for it and reads as "legacy" (see EngineSnapshot), so its records recompute unchanged.
+    ucxl_backlink: UcxlFormat = "chorus"
 
 
 class EngineSnapshot(BaseModel):
@@ -58,6 +61,15 @@ class EngineSnapshot(BaseModel):
     idem: list[IdemEntry] = Field(default_factory=list)
     dr_head: str | None = None
     config: EngineConfig = Field(default_factory=EngineConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_configs(cls, data: Any) -> Any:
+        # A config read from a serialized snapshot (a dict) that predates a decision-changing field
+        # keeps the behaviour it was recorded with; configs built in code take the current defaults.
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "ucxl_backlink" not in data["config"]:
+            return {**data, "config": {**data["config"], "ucxl_backlink": "legacy"}}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +269,9 @@ class Engine:
                 "evidence": redact(list(evidence)),
                 "guards": guards,
                 "justification": _justification(t, step, outcomes, role),
-                "ucxl": ucxl_backlink(self.project_id, step.signer, role, t.name, step.hlc, index),
+                "ucxl": ucxl_backlink(
+                    self.project_id, step.signer, role, t.name, step.hlc, index, self.config.ucxl_backlink
+                ),
                 # A caller's inputs are in its Update/Signal payload; SWOOSH's own are kept here so a
                 # pure fold over the history can re-apply every transition.
                 "system_inputs": step.inputs if step.signer == SYSTEM_SIGNER else None,

@@ -380,8 +380,24 @@ def test_engine_decision_record_fields() -> None:
     assert record["evidence"] == ["bubble://dr/1"] and record["window_id"] == WINDOW
     assert record["dr_hash"] == content_hash({k: v for k, v in record.items() if k != "dr_hash"})
     agent = SIGNERS.id("operator").removeprefix("hmmm:pubkey:")[:16]
-    segment = record["hlc"].replace("+00:00", "Z").replace("#", "~")
-    assert record["ucxl"] == f"ucxl://{agent}:operator@demo:Boot_ConfigOk/{segment}/decisions/1"
+    assert record["ucxl"] == f"ucxl://{agent}:operator@demo:Boot_ConfigOk/*~1/decisions/1"
+
+
+def test_engine_decision_record_keeps_the_legacy_backlink_for_projects_started_with_it() -> None:
+    d = Driver(config=EngineConfig(ucxl_backlink="legacy"))
+    d.submit("Boot_ConfigOk")
+    agent = SIGNERS.id("operator").removeprefix("hmmm:pubkey:")[:16]
+    segment = d.records[-1]["hlc"].replace("+00:00", "Z").replace("#", "~")
+    assert d.records[-1]["ucxl"] == f"ucxl://{agent}:operator@demo:Boot_ConfigOk/{segment}/decisions/1"
+
+
+def test_engine_snapshot_from_before_the_backlink_setting_reads_as_legacy() -> None:
+    d = Driver()
+    dumped = d.engine.snapshot().model_dump(mode="json")
+    del dumped["config"]["ucxl_backlink"]
+    assert EngineSnapshot.model_validate(dumped).config.ucxl_backlink == "legacy"
+    assert EngineSnapshot.model_validate(d.engine.snapshot().model_dump(mode="json")).config.ucxl_backlink == "chorus"
+    assert EngineConfig().ucxl_backlink == "chorus"
 
 
 def test_engine_decision_record_keeps_system_inputs_only_for_system_transitions() -> None:
