@@ -22,8 +22,8 @@ class RejectionBody(Rejected):
         return cls.model_validate(rejected.model_dump())
 
     @classmethod
-    def schema_error(cls, reason: str, head_hash: str | None) -> RejectionBody:
-        return cls(error="schema", reason=reason, head_hash=head_hash)
+    def schema_error(cls, reason: str, head_hash: str | None, quarantined: bool = False) -> RejectionBody:
+        return cls(error="schema", reason=reason, head_hash=head_hash, quarantined=quarantined)
 
 
 class Problem(BaseModel):

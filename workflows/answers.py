@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swoosh.workflows.errors import ProposalError, RejectionCode, clip_text
 
 # An answer names at most this many reasons per guard (a policy scan may find a breach in every
 # one of hundreds of strings); the decision record keeps them all.
 GUARD_REASONS_SHOWN = 32
+
+# SWOOSH-Go's answer keys ride beside the contract's own in every answer (additive): `success`,
+# `state_hash` (the project's head after the call) and `quarantined` (whether it is QUARANTINED then).
+GO_KEYS = ("success", "state_hash", "quarantined")
 
 
 class GuardResult(BaseModel):
@@ -30,9 +34,17 @@ class GuardResult(BaseModel):
 
 
 class Accepted(BaseModel):
-    """202: applied now (`duplicate=false`) or earlier under the same idem_key (`duplicate=true`)."""
+    """202: applied now (`duplicate=false`) or earlier under the same idem_key (`duplicate=true`).
+
+    `state_hash` is the head after the call: `state_post_hash` for a fresh answer, the current head
+    for a duplicate (the head may have moved on since the original).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    success: bool = True
+    state_hash: str = ""
+    quarantined: bool = False
 
     accepted: bool = True
     duplicate: bool = False
@@ -47,12 +59,24 @@ class Accepted(BaseModel):
     dr_hash: str
     guards: list[GuardResult] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _head_after(cls, data: Any) -> Any:
+        # Answers recorded before SWOOSH-Go's keys existed (and fresh ones built without it) say the
+        # head after the call is the state they produced.
+        if isinstance(data, dict) and not data.get("state_hash") and data.get("state_post_hash"):
+            return {**data, "state_hash": data["state_post_hash"]}
+        return data
+
 
 class Rejected(BaseModel):
     """400: nothing changed; `error` is one of the contract's stable codes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    success: bool = False
+    state_hash: str | None = None
+    quarantined: bool = False
     accepted: bool = False
     error: RejectionCode
     reason: str
@@ -65,10 +89,24 @@ class Rejected(BaseModel):
     def _clipped(cls, reason: str) -> str:
         return clip_text(reason)
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, err: ProposalError, head_hash: str, guards: list[GuardResult] | None = None) -> Rejected:
+    def _head_after(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("state_hash") is None and data.get("head_hash") is not None:
+            return {**data, "state_hash": data["head_hash"]}
+        return data
+
+    @classmethod
+    def of(
+        cls, err: ProposalError, head_hash: str, guards: list[GuardResult] | None = None, quarantined: bool = False
+    ) -> Rejected:
         return cls(
-            error=err.code, reason=err.reason, failing_guard=err.failing_guard, guards=guards or [], head_hash=head_hash
+            error=err.code,
+            reason=err.reason,
+            failing_guard=err.failing_guard,
+            guards=guards or [],
+            head_hash=head_hash,
+            quarantined=quarantined,
         )
 
 

@@ -160,6 +160,8 @@ class Engine:
             )
         return Accepted(
             duplicate=True,
+            state_hash=self.head_hash,
+            quarantined=self.top == "QUARANTINED",
             project_id=self.project_id,
             transition=entry.transition,
             index=entry.index,
@@ -293,6 +295,8 @@ class Engine:
             )
         )
         answer = Accepted(
+            state_hash=post_hash,
+            quarantined=self.top == "QUARANTINED",
             project_id=self.project_id,
             transition=t.name,
             index=index,

@@ -43,7 +43,7 @@ from swoosh.workflows.lifecycle.client import (
     read_health,
     read_state,
 )
-from swoosh.workflows.messages import HealthView, LifecycleSettings, StateView
+from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
 
 T = TypeVar("T")
@@ -162,19 +162,20 @@ class Gateway:
                 raise
             raise mapped from None
 
-    async def head_hash(self, project_id: str) -> str | None:
+    async def head(self, project_id: str) -> HeadView | None:
         """The head for a rejection answer: NotFoundProblem propagates; an unreachable Temporal gives None."""
         try:
-            head = await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
+            return await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
         except NotFoundProblem:
             raise
         except (HttpProblem, QueryFailed):
             return None
-        return head.hash
 
     async def schema_rejection(self, project_id: str | None, reason: str) -> RejectionBody:
-        head = await self.head_hash(project_id) if project_id is not None and is_project_id(project_id) else None
-        return RejectionBody.schema_error(reason, head)
+        head = await self.head(project_id) if project_id is not None and is_project_id(project_id) else None
+        if head is None:
+            return RejectionBody.schema_error(reason, None)
+        return RejectionBody.schema_error(reason, head.hash, quarantined=head.top == "QUARANTINED")
 
     # ------------------------------------------------------------------ projects
     async def create_project(self, project_id: str) -> bool:

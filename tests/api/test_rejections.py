@@ -73,6 +73,8 @@ def test_rejection_code_is_a_400_with_the_contract_body(
     assert answer["reason"]
     assert answer["head_hash"] == before["hash"]
     assert set(answer) >= {"accepted", "error", "reason", "failing_guard", "guards", "head_hash"}
+    assert (answer["success"], answer["state_hash"]) == (False, before["hash"])
+    assert answer["quarantined"] is (before["phase"]["top"] == "QUARANTINED")
     if code == "guard_failed":
         assert answer["failing_guard"] == "license"
         assert answer["guards"][0]["guard"] == "license" and answer["guards"][0]["ok"] is False

@@ -27,6 +27,9 @@ ANSWER_FIELDS = {
     "hlc",
     "decision_record",
     "guards",
+    "success",
+    "state_hash",
+    "quarantined",
 }
 
 
@@ -38,6 +41,7 @@ def test_transition_accepted_is_visible_in_state_and_decisions(http: httpx.Clien
     answer = resp.json()
     assert set(answer) >= ANSWER_FIELDS
     assert answer["accepted"] is True and answer["duplicate"] is False
+    assert (answer["success"], answer["state_hash"], answer["quarantined"]) == (True, answer["state_post_hash"], False)
     assert (answer["index"], answer["state_pre_hash"], answer["transition"]) == (1, before, "Boot_ConfigOk")
     state = http.get(f"/v1/projects/{pid}/state").json()
     assert state["hash"] == answer["state_post_hash"] and state["index"] == 1

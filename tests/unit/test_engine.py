@@ -244,7 +244,35 @@ def test_engine_rejected_answer_shape() -> None:
         "failing_guard": None,
         "guards": [],
         "head_hash": d.engine.head_hash,
+        "success": False,
+        "state_hash": d.engine.head_hash,
+        "quarantined": False,
     }
+
+
+def test_engine_answers_carry_swoosh_go_keys() -> None:
+    d = Driver()
+    first = d.submit("Boot_ConfigOk")
+    assert (first.success, first.state_hash, first.quarantined) == (True, first.state_post_hash, False)
+    d.submit("Boot_Licensed")
+    # A duplicate says where the head is now, not where the original left it.
+    again = d.engine.admit(ProposalRequest(body=d.bodies[0]), NOW)
+    assert isinstance(again, Accepted) and again.duplicate
+    assert again.state_post_hash == first.state_post_hash and again.state_hash == d.engine.head_hash
+    quarantined = d.submit("Policy_Quarantine", {"reason": "leak"})
+    assert quarantined.quarantined and quarantined.state_hash == d.engine.head_hash
+    err = d.reject(d.body("Ingestion_SourcesResolved"), "quarantined")
+    rejected = Rejected.of(err, d.engine.head_hash, quarantined=d.engine.top == "QUARANTINED")
+    assert (rejected.success, rejected.state_hash, rejected.quarantined) == (False, d.engine.head_hash, True)
+
+
+def test_answers_recorded_before_the_go_keys_read_with_them() -> None:
+    d = Driver()
+    answer = d.submit("Boot_ConfigOk").model_dump()
+    for key in ("success", "state_hash", "quarantined"):
+        del answer[key]
+    old = Accepted.model_validate(answer)
+    assert old.success and old.state_hash == old.state_post_hash and not old.quarantined
 
 
 def test_engine_apply_rechecks_the_head() -> None:

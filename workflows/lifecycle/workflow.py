@@ -228,7 +228,7 @@ class ProjectLifecycle:
         try:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
-            raise rejection_error(Rejected.of(err, self.engine.head_hash)) from None
+            raise rejection_error(self._rejected(err)) from None
         if isinstance(admitted, Admitted):
             behind = self.outbox.backlog_reason()
             if behind is not None:
@@ -254,7 +254,7 @@ class ProjectLifecycle:
         try:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
-            return Rejected.of(err, self.engine.head_hash)
+            return self._rejected(err)
         if isinstance(admitted, Accepted):
             return admitted
         breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
@@ -262,7 +262,7 @@ class ProjectLifecycle:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)
             breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
-            return Rejected.of(breach, self.engine.head_hash, [_result(outcome)])
+            return self._rejected(breach, [_result(outcome)])
         outcomes = await self._run_guards(admitted)
         try:
             answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
@@ -271,10 +271,14 @@ class ProjectLifecycle:
                 self.m_guard_fail.with_additional_attributes({"guard": err.failing_guard or "?"}).add(1)
                 if err.failing_guard == "policy":
                     self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
-            return Rejected.of(err, self.engine.head_hash, [_result(o) for o in outcomes])
+            return self._rejected(err, [_result(o) for o in outcomes])
         if record:
             self._accepted(answer, record, admitted.transition.spec.snapshot)
         return answer
+
+    def _rejected(self, err: ProposalError, guards: list[GuardResult] | None = None) -> Rejected:
+        """A contract rejection with the head after the call (and whether the project is quarantined then)."""
+        return Rejected.of(err, self.engine.head_hash, guards, quarantined=self.engine.top == "QUARANTINED")
 
     async def _run_guards(self, admitted: Admitted) -> list[GuardOutcome]:
         spec, p = admitted.transition.spec, admitted.proposal
