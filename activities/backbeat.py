@@ -3,11 +3,17 @@
 A bar is `beats_per_bar` beats at `tempo_bpm`; each bar is split into the plan, work, review and reverb
 phases in that order, by integer percent of the bar or by whole beats. Bar `n` is the window
 `backbeat:W-<n>`. Everything is integer milliseconds since the Unix epoch, so frames hash portably.
+
+Two frame shapes are read over HTTP: SWOOSH's own (the simulator's default; phases named after the
+window classes) and BACKBEAT's published BeatFrame (INT-A: `cluster_id`, `downbeat`, `hlc`, phases
+`plan|execute|review`, a 32-hex `window_id`), mapped onto the window classes by `parse_published`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +31,27 @@ FRAME_TYPE = "backbeat.beatframe.v1"
 PHASES: tuple[WindowClass, ...] = ("plan", "work", "review", "reverb")
 WINDOW_PREFIX = "backbeat:W-"
 MAX_BACKOFF_MS = 3_600_000
+
+# BACKBEAT's published BeatFrame (contracts/schemas/beatframe-v1.schema.json): its phases and how each
+# maps onto a SWOOSH window class. `reverb` has no BACKBEAT phase: it is the tail of the bar's review
+# phase, the bar's last `reverb` share (see `BarShape`).
+BACKBEAT_PHASES: dict[str, WindowClass] = {"plan": "plan", "execute": "work", "review": "review"}
+PUBLISHED_REQUIRED = (
+    "type",
+    "cluster_id",
+    "beat_index",
+    "downbeat",
+    "phase",
+    "hlc",
+    "deadline_at",
+    "tempo_bpm",
+    "window_id",
+)
+PUBLISHED_KEYS = frozenset({*PUBLISHED_REQUIRED, "metadata"})
+CLUSTER_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+BACKBEAT_HLC_RE = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")
+BACKBEAT_WINDOW_RE = re.compile(r"[0-9a-fA-F]{32}")
+BACKBEAT_WINDOW_PREFIX = "backbeat:"
 
 
 def window_id(bar: int) -> str:
@@ -118,6 +145,34 @@ class Schedule:
             raise ValueError(f"{at_ms} is before the schedule's epoch {self.epoch_ms}")
 
 
+@dataclass(frozen=True, slots=True)
+class BarShape:
+    """How SWOOSH reads BACKBEAT's bars: their length in beats, and how many final beats are reverb."""
+
+    beats_per_bar: int = 4
+    reverb_beats: int = 1
+
+    def __post_init__(self) -> None:
+        if self.beats_per_bar < 1 or not 0 <= self.reverb_beats < self.beats_per_bar:
+            raise ValueError("a bar has at least one beat and fewer reverb beats than beats")
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> BarShape:
+        """The bar shape of a schedule: its beats per bar and its reverb share, in whole beats (at least 1)."""
+        share = schedule.shares[3]
+        beats = share if schedule.share_unit == "beats" else schedule.beats_per_bar * share // 100
+        return cls(
+            schedule.beats_per_bar, min(max(beats, 1), schedule.beats_per_bar - 1) if schedule.beats_per_bar > 1 else 0
+        )
+
+    def position(self, beat_index: int, downbeat_index: int) -> int:
+        """The beat's place in its bar, counted from the last downbeat seen."""
+        return (beat_index - downbeat_index) % self.beats_per_bar
+
+    def in_reverb(self, position: int) -> bool:
+        return position >= self.beats_per_bar - self.reverb_beats
+
+
 def retry_backoff_ms(base_ms: int, pressure: int, attempt: int = 0, max_ms: int = MAX_BACKOFF_MS) -> int:
     """Retry delay: `base_ms` doubled per attempt and scaled by pressure (0 → ×1 … 100 → ×4), capped.
 
@@ -199,6 +254,99 @@ def parse_frame(data: Mapping[str, Any], received_at_ms: int, max_skew_ms: int) 
     )
 
 
+def _tempo_tenths(value: Any) -> int:
+    """BACKBEAT's tempo (a number, 0.1-1000, a multiple of 0.1) as an integer count of tenths."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("tempo_bpm is not a number")
+    tenths = round(value * 10)
+    if abs(value * 10 - tenths) > 1e-6 or not 1 <= tenths <= 10_000:
+        raise ValueError("tempo_bpm must be 0.1-1000 in steps of 0.1")
+    return tenths
+
+
+def parse_published(data: Mapping[str, Any], received_at_ms: int, bar: BarShape, downbeat_index: int = 0) -> BeatFrame:
+    """BACKBEAT's published BeatFrame as a BeatFrame of SWOOSH's window classes; ValueError when malformed.
+
+    plan → plan, execute → work, review → review; the last `bar.reverb_beats` beats of each bar (counted
+    from the last downbeat, `downbeat_index`) are reverb when BACKBEAT says review there. A review
+    frame's deadline is where the reverb tail starts (at most one beat late), a reverb frame's is
+    BACKBEAT's own. The window is `backbeat:<window_id>` (lower-case hex).
+    """
+    unknown = sorted(set(data) - PUBLISHED_KEYS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [k for k in PUBLISHED_REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    if data["type"] != FRAME_TYPE:
+        raise ValueError(f"not a {FRAME_TYPE} frame")
+    cluster, beat, downbeat = data["cluster_id"], data["beat_index"], data["downbeat"]
+    phase, hlc, wid = data["phase"], data["hlc"], data["window_id"]
+    if not isinstance(cluster, str) or not CLUSTER_ID_RE.fullmatch(cluster):
+        raise ValueError("cluster_id must be 1-64 of [a-zA-Z0-9_-]")
+    if not isinstance(beat, int) or isinstance(beat, bool) or not 0 <= beat < 2**63:
+        raise ValueError("beat_index must be a non-negative integer")
+    if not isinstance(downbeat, bool):
+        raise ValueError("downbeat must be true or false")
+    if phase not in BACKBEAT_PHASES:
+        raise ValueError(f"unknown phase {phase!r} (BACKBEAT's are plan, execute, review)")
+    if not isinstance(hlc, str) or not BACKBEAT_HLC_RE.fullmatch(hlc):
+        raise ValueError("hlc must be wall:logical:node, 4 hex digits each")
+    if not isinstance(wid, str) or not BACKBEAT_WINDOW_RE.fullmatch(wid):
+        raise ValueError("window_id must be 32 hex digits")
+    if "metadata" in data and not isinstance(data["metadata"], Mapping):
+        raise ValueError("metadata must be an object")
+    if not isinstance(data["deadline_at"], str):
+        raise ValueError("deadline_at is not an RFC 3339 timestamp")
+    deadline = _ms(data["deadline_at"], "deadline_at")
+    tenths = _tempo_tenths(data["tempo_bpm"])
+    window_class = BACKBEAT_PHASES[phase]
+    deadline_ms = deadline
+    if window_class == "review":
+        position = bar.position(beat, beat if downbeat else downbeat_index)
+        if bar.in_reverb(position):
+            window_class = "reverb"
+        else:
+            tail_in = (bar.beats_per_bar - bar.reverb_beats - position) * 600_000 // tenths
+            deadline_ms = min(deadline, received_at_ms + tail_in)
+    return BeatFrame(
+        window_id=BACKBEAT_WINDOW_PREFIX + wid.lower(),
+        phase=window_class,
+        beat_index=beat,
+        tempo_bpm=max(1, (tenths + 5) // 10),
+        deadline_at_ms=deadline_ms,
+        received_at_ms=received_at_ms,
+        cluster_id=cluster,
+        downbeat=downbeat,
+        hlc=hlc.lower(),
+    )
+
+
+def published_window_id(cluster_id: str, bar: int) -> str:
+    """A bar's 32-hex window id as a BACKBEAT-shaped sender (the simulator) names it."""
+    return hashlib.sha256(f"{cluster_id}:{bar}".encode()).hexdigest()[:32]
+
+
+def published_payload(schedule: Schedule, at_ms: int, cluster_id: str = "swoosh-sim", node: int = 0) -> dict[str, Any]:
+    """The frame at `at_ms` in BACKBEAT's published shape: work is `execute`, reverb is the tail of `review`."""
+    frame = schedule.frame(at_ms)
+    bar = frame.beat_index // schedule.beats_per_bar
+    ends = {phase: hi for phase, _, hi in schedule.phases(bar)}
+    published = {"plan": "plan", "work": "execute", "review": "review", "reverb": "review"}[frame.phase]
+    deadline = ends["reverb"] if published == "review" else frame.deadline_at_ms
+    return {
+        "type": FRAME_TYPE,
+        "cluster_id": cluster_id,
+        "beat_index": frame.beat_index,
+        "downbeat": frame.beat_index % schedule.beats_per_bar == 0,
+        "phase": published,
+        "hlc": f"{(at_ms // 1000) & 0xFFFF:04x}:{frame.beat_index & 0xFFFF:04x}:{node & 0xFFFF:04x}",
+        "deadline_at": format_ms(deadline),
+        "tempo_bpm": float(schedule.tempo_bpm),
+        "window_id": published_window_id(cluster_id, bar),
+    }
+
+
 def frame_payload(frame: BeatFrame, sent_at_ms: int | None = None) -> dict[str, Any]:
     """A BeatFrame as a `backbeat.beatframe.v1` payload, in the sender's clock (`sent_at` optional)."""
     payload: dict[str, Any] = {
@@ -231,10 +379,14 @@ class HttpBeatProvider:
 
     PATH = "/v1/backbeat/frame"
 
-    def __init__(self, client: httpx.AsyncClient, clock: Callable[[], int], max_skew_ms: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, clock: Callable[[], int], max_skew_ms: int, bar: BarShape | None = None
+    ) -> None:
         self.client = client
         self.clock = clock
         self.max_skew_ms = max_skew_ms
+        self.bar = bar or BarShape()
+        self.downbeat_index = 0  # the last downbeat a published frame announced: where bars start
         self.last_error = ""
 
     async def beat(self, at_ms: int) -> BeatFrame | None:
@@ -256,7 +408,12 @@ class HttpBeatProvider:
         """Parse a frame received now (polled, or pushed to the API); ValueError when malformed or skewed."""
         if not isinstance(payload, Mapping):
             raise ValueError("a beat frame is a JSON object")
-        frame = parse_frame(payload, self.clock(), self.max_skew_ms)
+        if "cluster_id" in payload:  # BACKBEAT's published shape
+            frame = parse_published(payload, self.clock(), self.bar, self.downbeat_index)
+            if frame.downbeat:
+                self.downbeat_index = frame.beat_index
+        else:
+            frame = parse_frame(payload, self.clock(), self.max_skew_ms)
         self.last_error = ""
         return frame
 

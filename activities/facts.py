@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from swoosh.activities.backbeat import EmbeddedBeatProvider, HttpBeatProvider, Schedule
+from swoosh.activities.backbeat import BarShape, EmbeddedBeatProvider, HttpBeatProvider, Schedule
 from swoosh.activities.config import ProvidersConfig, ProviderSettings
 from swoosh.activities.kaching import EmbeddedLicenceProvider, HttpLicenceProvider
 from swoosh.activities.mcp import EmbeddedMcpProvider, HttpMcpProvider
@@ -191,7 +191,7 @@ class FactsService:
         self.http_beat: HttpBeatProvider | None = None
         self.beat_cache: FactCache[BeatFrame | None] | None = None
         if b.mode == "http":
-            beat = HttpBeatProvider(self._client(b), self.clock, b.max_skew_ms)
+            beat = HttpBeatProvider(self._client(b), self.clock, b.max_skew_ms, BarShape.of(self.schedule))
             self.http_beat = beat
             self.beat_cache = self._cache(
                 "backbeat",

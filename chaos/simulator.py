@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -29,7 +29,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from swoosh.activities.backbeat import Schedule, frame_payload
+from swoosh.activities.backbeat import Schedule, frame_payload, published_payload
 from swoosh.activities.kaching import Verdict, sign_verdict
 from swoosh.guards.facts import PolicyRuleSpec
 from swoosh.guards.policy import scan
@@ -38,6 +38,8 @@ from swoosh.workflows.crypto import private_key_from_text, private_key_to_text, 
 FAMILIES = ("license", "mcp", "policy", "backbeat")
 DEFAULT_PORT = 8090
 DEFAULT_TOOLS = {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0"}
+BeatFormat = Literal["swoosh", "backbeat"]
+SIM_CLUSTER_ID = "swoosh-sim"
 
 
 class Faults(BaseModel):
@@ -74,6 +76,8 @@ class SimConfig(BaseModel):
     beats_per_bar: int = 4
     shares: tuple[int, int, int, int] = (25, 25, 25, 25)
     pressure: int = Field(default=0, ge=0, le=100)
+    # BACKBEAT frames in SWOOSH's own shape, or in BACKBEAT's published BeatFrame (INT-A) shape.
+    backbeat_format: BeatFormat = "swoosh"
 
 
 class ValidateRequest(BaseModel):
@@ -86,8 +90,9 @@ class PolicyRequest(BaseModel):
     evidence: list[str] = Field(default_factory=list)
 
 
-class PressureRequest(BaseModel):
-    pressure: int = Field(ge=0, le=100)
+class BackbeatRequest(BaseModel):
+    pressure: int | None = Field(default=None, ge=0, le=100)
+    format: BeatFormat | None = None
 
 
 class SimState:
@@ -100,6 +105,7 @@ class SimState:
         self.clock = clock
         self.tools = dict(config.tools)
         self.pressure = config.pressure
+        self.beat_format: BeatFormat = config.backbeat_format
         self.schedule = Schedule(config.tempo_bpm, config.beats_per_bar, config.shares)
         self.faults = {f: Faults() for f in FAMILIES}
         self.requests = dict.fromkeys(FAMILIES, 0)
@@ -176,6 +182,8 @@ def build_app(state: SimState) -> FastAPI:
         if state.faults["backbeat"].deny:
             return JSONResponse({"error": "denied"}, status_code=403)
         now = state.now("backbeat")
+        if state.beat_format == "backbeat":
+            return published_payload(state.schedule, now, SIM_CLUSTER_ID)
         return frame_payload(state.schedule.frame(now, state.pressure), sent_at_ms=now)
 
     @app.get("/admin/faults")
@@ -204,9 +212,12 @@ def build_app(state: SimState) -> FastAPI:
         return state.tools
 
     @app.put("/admin/backbeat")
-    async def put_pressure(body: PressureRequest) -> dict[str, int]:
-        state.pressure = body.pressure
-        return {"pressure": state.pressure}
+    async def put_backbeat(body: BackbeatRequest) -> dict[str, Any]:
+        if body.pressure is not None:
+            state.pressure = body.pressure
+        if body.format is not None:
+            state.beat_format = body.format
+        return {"pressure": state.pressure, "format": state.beat_format}
 
     @app.get("/admin/license-key")
     async def license_key() -> dict[str, str]:
@@ -249,6 +260,10 @@ class SimHandle:
 
     async def set_pressure(self, pressure: int) -> None:
         (await self.admin.put("/admin/backbeat", json={"pressure": pressure})).raise_for_status()
+
+    async def set_beat_format(self, beat_format: BeatFormat) -> None:
+        """Serve BACKBEAT frames in SWOOSH's own shape or in BACKBEAT's published one."""
+        (await self.admin.put("/admin/backbeat", json={"format": beat_format})).raise_for_status()
 
 
 def _wall_ms() -> int:
@@ -306,6 +321,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tools", default=None, help="MCP tools served, name=version[,name=version…]")
     parser.add_argument("--tempo-bpm", type=int, default=30, help="BACKBEAT tempo")
     parser.add_argument("--beats-per-bar", type=int, default=4, help="BACKBEAT beats per bar")
+    parser.add_argument(
+        "--backbeat-format",
+        choices=["swoosh", "backbeat"],
+        default="swoosh",
+        help="beat frames in SWOOSH's own shape or BACKBEAT's published BeatFrame (plan|execute|review)",
+    )
 
 
 def _secret_file(path: Path, make: Callable[[], str]) -> str:
@@ -333,6 +354,7 @@ def _sim_config(args: argparse.Namespace, token: str) -> SimConfig:
         tools=tools,
         tempo_bpm=args.tempo_bpm,
         beats_per_bar=args.beats_per_bar,
+        backbeat_format=args.backbeat_format,
     )
 
 

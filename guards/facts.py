@@ -49,6 +49,10 @@ class BeatFrame(_Fact):
     deadline_at_ms: int
     pressure: int = 0  # 0-100; scales retry backoff
     received_at_ms: int
+    # Only in BACKBEAT's published frames: the sending cluster, first-beat-of-bar, its HLC (wall:logical:node).
+    cluster_id: str | None = None
+    downbeat: bool | None = None
+    hlc: str | None = None
 
 
 class PolicyRuleSpec(_Fact):

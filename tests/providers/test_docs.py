@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from swoosh.activities.backbeat import parse_frame
+from swoosh.activities.backbeat import BarShape, parse_frame, parse_published
 from swoosh.activities.kaching import LicenceFile, SignedVerdict
 from swoosh.guards.context import GuardContext
 from swoosh.guards.council import quorum_guard
@@ -39,6 +39,13 @@ def test_docs_verdict_example_verifies() -> None:
 def test_docs_beat_frame_example_parses() -> None:
     frame = parse_frame(example("beat-frame"), received_at_ms=1_760_000_004_500, max_skew_ms=0)
     assert (frame.phase, frame.deadline_at_ms, frame.pressure) == ("review", 1_760_000_006_000, 40)
+
+
+def test_docs_published_backbeat_frame_example_reads_as_the_docs_say() -> None:
+    received = 1_760_000_004_000  # 2025-10-09T08:53:24.000Z
+    frame = parse_published(example("backbeat-frame"), received, BarShape(4, 1))
+    assert (frame.phase, frame.deadline_at_ms) == ("review", 1_760_000_006_000)
+    assert frame.window_id == "backbeat:7e9b0e6c4c9a4e59b7f2d9a3c1b2e4d5"
 
 
 def test_docs_quorum_example_passes_the_quorum_guard() -> None:
