@@ -126,6 +126,12 @@ async def refusals(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await d.step("Ingestion_SourcesResolved")
 
 
+async def backlinks(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A project started after CHORUS-grammar backlinks (EngineConfig.ucxl_backlink = chorus)."""
+    await d.lifecycle()
+    await d.loop(1)
+
+
 async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.lifecycle()
     facts.license_status = "throttled"
@@ -150,6 +156,9 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "reverb": (reverb, LifecycleSettings(reverb_snapshot_min=6)),
     "records": (records, LifecycleSettings(dr_batch_bytes=4096, dr_retain_bytes=16384)),
     "refusals": (refusals, LifecycleSettings(dr_flush_ms=0)),
+
+
+    "backlinks": (backlinks, LifecycleSettings()),
 }
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}

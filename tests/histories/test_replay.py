@@ -21,7 +21,7 @@ HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 
 def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
-    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals"} <= names
+    assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:

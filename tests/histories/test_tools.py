@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,20 @@ def test_fold_reaches_the_hash_the_workflow_reported() -> None:
     result = fold(facts)
     assert result.ok, result.problems
     assert result.transitions == 21 and result.final_hash == result.reported_hash
+
+
+def _records(name: str) -> list[dict]:  # type: ignore[type-arg]
+    facts = [run_facts(h) for p in _runs(name) for h in load_history_file(p)]
+    return [r for f in facts for _, r in sorted(f.records.items())]
+
+
+def test_projects_keep_the_backlink_format_they_started_with() -> None:
+    """Recorded before CHORUS-grammar backlinks: HLC segments; after: `*~<index>`. Both fold."""
+    old, new = _records("lifecycle"), _records("backlinks")
+    assert old and all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z~\d+", r["ucxl"].split("/")[3]) for r in old)
+    assert new and all(r["ucxl"].split("/")[3] == f"*~{r['index']}" for r in new)
+    result = fold([run_facts(h) for p in _runs("backlinks") for h in load_history_file(p)])
+    assert result.ok and result.transitions == 17, result.problems
 
 
 def _tampered_copy(tmp_path: Path, name: str, mutate) -> Path:  # type: ignore[no-untyped-def]
