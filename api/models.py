@@ -85,7 +85,7 @@ class DecisionsAnswer(BaseModel):
 
 
 class ProposalEnvelope(BaseModel):
-    """The proposal body of CONTRACT.md (documentation only: the API reads the body as sent)."""
+    """The proposal body of docs/contract.md (documentation only: the API reads the body as sent)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,6 +1,6 @@
 """Simulated callers: one per project, driving it through its lifecycle and EXECUTION loops over HTTP.
 
-A caller behaves as CONTRACT.md asks of a real one: it signs bodies with the stack's role keys,
+A caller behaves as docs/contract.md asks of a real one: it signs bodies with the stack's role keys,
 keeps an HLC (observing `hlc_last` from GET /state), re-reads the state on `stale_state_hash`,
 resends the SAME body (same idem_key) on timeouts, 5xx and 429 (honouring Retry-After), and waits
 for the BACKBEAT window a transition needs. It is state-driven: the next transition is chosen from

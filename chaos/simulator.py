@@ -315,9 +315,23 @@ async def running_simulator(
 
 # ---------------------------------------------------------------------- `swoosh sim`
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any)")
-    parser.add_argument("--data-dir", type=Path, default=Path(".swoosh"), help="where the sim keeps its key and token")
+    # The simulator is a tool beside SWOOSH, not one of its processes: its own variables, read here.
+    env = os.environ
+    parser.add_argument(
+        "--host", default=env.get("SWOOSH_SIM_HOST", "127.0.0.1"), help="bind address ($SWOOSH_SIM_HOST, loopback)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=env.get("SWOOSH_SIM_PORT", str(DEFAULT_PORT)),  # argparse applies type=int
+        help=f"port (default $SWOOSH_SIM_PORT, {DEFAULT_PORT}; 0 = any)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env.get("SWOOSH_DATA_DIR", ".swoosh")),
+        help="where the sim keeps its key and token (default $SWOOSH_DATA_DIR, .swoosh)",
+    )
     parser.add_argument("--tools", default=None, help="MCP tools served, name=version[,name=version…]")
     parser.add_argument("--tempo-bpm", type=int, default=30, help="BACKBEAT tempo")
     parser.add_argument("--beats-per-bar", type=int, default=4, help="BACKBEAT beats per bar")

@@ -109,7 +109,8 @@ def main(args: argparse.Namespace) -> int:
     keyring = load_keyring(settings.keyring)
     server = build_server(settings, None, keyring, args.host, args.port)
     jsonlog.event(
-        f"SWOOSH API on http://{server.config.host}:{server.config.port} (Temporal {settings.temporal.address})",
+        f"SWOOSH API on http://{server.config.host}:{server.config.port} (Temporal {settings.temporal.address}; "
+        f"data {settings.data_dir})",
         event="api_start",
     )
     asyncio.run(serve(server))

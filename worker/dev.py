@@ -34,8 +34,12 @@ from swoosh.workflows.testing.environment import binary, register_search_attribu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="TOML settings file (else $SWOOSH_CONFIG)")
-    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal UI port")
-    parser.add_argument("--metrics-bind", default=DEFAULT_METRICS_BIND, help="worker metrics endpoint")
+    parser.add_argument("--ui-port", type=int, default=None, help="Temporal UI port (default dev.ui_port)")
+    parser.add_argument(
+        "--metrics-bind",
+        default=None,
+        help=f"worker metrics endpoint (default settings worker.metrics_bind, {DEFAULT_METRICS_BIND}; empty = none)",
+    )
     parser.add_argument("--no-sticky", action="store_true", help="worker without sticky cache")
 
 
@@ -53,11 +57,20 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def start_dev_server(settings: Settings, ui_port: int) -> subprocess.Popen[bytes]:
+def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -> subprocess.Popen[bytes]:
+    """The Temporal dev server, listening on exactly `temporal.address` (its host and port), UI on `ui_port`."""
     host, _, port = settings.temporal.address.rpartition(":")
-    for h, p in ((host, int(port)), (host, ui_port), (settings.api.host, settings.api.port)):
+    wanted = [("SWOOSH_TEMPORAL_ADDRESS", host, int(port)), ("SWOOSH_DEV_UI_PORT", host, ui_port)]
+    wanted.append(("SWOOSH_API_PORT", settings.api.host, settings.api.port))
+    if metrics_bind:
+        m_host, _, m_port = metrics_bind.rpartition(":")
+        wanted.append(("SWOOSH_WORKER_METRICS_BIND", m_host, int(m_port)))
+    for setting, h, p in wanted:
         if _port_open(h, p):
-            raise SystemExit(f"swoosh dev: {h}:{p} is already in use; is another `make run` running?")
+            raise SystemExit(
+                f"swoosh dev: {h}:{p} is already in use (is another `make run` running?); "
+                f"choose another with {setting} (see docs/providers.md#settings)"
+            )
     data_dir = Path(settings.data_dir)
     log = (data_dir / "temporal.log").open("ab")
     cmd = [
@@ -93,7 +106,7 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
     settings = settings.model_copy(update={"keyring": dev_keyring.path})
     if settings.kaching.mode == "embedded":
         create_dev_license(data_dir)
-    proc = start_dev_server(settings, ui_port)
+    proc = start_dev_server(settings, ui_port, metrics_bind)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,7 +182,9 @@ def _banner(
         f"  API          http://{settings.api.host}:{settings.api.port}   (GET /state, POST /transition, /v1/…)",
         f"  Temporal UI  http://{host}:{ui_port}/namespaces/{settings.temporal.namespace}/workflows",
         f"  Temporal     {settings.temporal.address}   (SQLite: {Path(settings.data_dir) / 'temporal.db'})",
-        f"  Metrics      http://{metrics_bind}/metrics   and http://{settings.api.host}:{settings.api.port}/metrics",
+        f"  Data         {settings.data_dir}   (decision records in decisions/, dev keys in dev/)",
+        f"  Metrics      {f'http://{metrics_bind}/metrics   and ' if metrics_bind else ''}"
+        f"http://{settings.api.host}:{settings.api.port}/metrics",
         f"  Keyring      {kr.path}"
         + ("   (generated for development; keys in " + str(kr.keys_dir) + ")" if kr.generated else ""),
         f"  Project      {project}: index {index}, head {head}",
@@ -180,8 +195,10 @@ def _banner(
 
 def main(args: argparse.Namespace) -> int:
     settings = Settings.load(config_file=args.config)
+    ui_port = settings.dev.ui_port if args.ui_port is None else args.ui_port
+    metrics_bind = settings.worker.metrics_bind if args.metrics_bind is None else args.metrics_bind
     try:
-        asyncio.run(run_dev(settings, args.ui_port, args.metrics_bind, args.no_sticky))
+        asyncio.run(run_dev(settings, ui_port, metrics_bind, args.no_sticky))
     except KeyboardInterrupt:
         pass
     return 0

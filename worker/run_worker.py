@@ -31,7 +31,9 @@ NO_STICKY_TASK_SLOTS = 1  # workflow tasks in flight on a worker without sticky 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sticky", action="store_true", help="no sticky cache: every workflow task replays history")
     parser.add_argument(
-        "--metrics-bind", default=DEFAULT_METRICS_BIND, help="Prometheus endpoint for SDK + swoosh_* metrics"
+        "--metrics-bind",
+        default=None,
+        help=f"Prometheus endpoint for SDK + swoosh_* metrics (default worker.metrics_bind, {DEFAULT_METRICS_BIND})",
     )
     parser.add_argument("--config", default=None, help="TOML settings file (else $SWOOSH_CONFIG)")
 
@@ -95,8 +97,10 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
         loop.add_signal_handler(sig, stop.set)
     async with running_worker(settings, client, no_sticky=no_sticky):
         log.info("worker started on task queue %s (metrics %s)", settings.temporal.task_queue, metrics_bind)
+        metrics = f"metrics http://{metrics_bind}/metrics" if metrics_bind else "no metrics endpoint"
         print(
-            f"swoosh worker: task queue {settings.temporal.task_queue} on {settings.temporal.address}; metrics http://{metrics_bind}/metrics",
+            f"swoosh worker: task queue {settings.temporal.task_queue} on {settings.temporal.address}; {metrics}; "
+            f"data {settings.data_dir}",
             flush=True,
         )
         await stop.wait()
@@ -105,5 +109,6 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
 
 def main(args: argparse.Namespace) -> int:
     settings = Settings.load(config_file=args.config)
-    asyncio.run(serve(settings, args.metrics_bind, args.no_sticky))
+    metrics_bind = settings.worker.metrics_bind if args.metrics_bind is None else args.metrics_bind
+    asyncio.run(serve(settings, metrics_bind, args.no_sticky))
     return 0

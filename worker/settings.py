@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSettings, ShhhSettings
 from swoosh.activities.decisions import RecordsSettings
@@ -47,6 +47,19 @@ class ApiSettings(_Section):
         return frozenset(t.get_secret_value() for t in self.tokens)
 
 
+class WorkerSettings(_Section):
+    """A `swoosh worker` process (and the one `swoosh dev` runs)."""
+
+    # Prometheus endpoint for the SDK's and the workflow's swoosh_* metrics; empty = no endpoint.
+    metrics_bind: str = "127.0.0.1:9464"
+
+
+class DevSettings(_Section):
+    """`swoosh dev` (`make run`) only: the dev server listens on `temporal.address`, its UI here."""
+
+    ui_port: int = Field(default=8233, ge=1, le=65535)
+
+
 class EngineSettings(_Section):
     """Knobs that change decisions (carried into every snapshot) and the snapshot cadence."""
 
@@ -73,6 +86,10 @@ class Settings(_Section):
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    dev: DevSettings = Field(default_factory=DevSettings)
+    # Relative paths are made absolute against the working directory when the settings are loaded,
+    # so every process and every message names the same folder whatever it later changes to.
     data_dir: Path = Path(".swoosh")
     keyring: Path | None = None
     kaching: KachingSettings = Field(default_factory=KachingSettings)
@@ -87,10 +104,15 @@ class Settings(_Section):
         # The embedded licence lives in the data directory unless configured elsewhere.
         if not isinstance(data, dict) or not isinstance(data.get("kaching", {}), dict):
             return data
-        data_dir = Path(str(data.get("data_dir") or ".swoosh"))
+        data_dir = absolute(Path(str(data.get("data_dir") or ".swoosh")))
         kaching = {"license_file": data_dir / "license.json", "public_key_file": data_dir / "license.pub"}
         kaching.update({k: v for k, v in data.get("kaching", {}).items() if v is not None})
-        return {**data, "kaching": kaching}
+        return {**data, "data_dir": data_dir, "kaching": kaching}
+
+    @field_validator("data_dir", "keyring")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else absolute(value)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
@@ -117,6 +139,11 @@ class Settings(_Section):
             return cls.model_validate(data)
         except ValidationError as err:
             raise ConfigError(_explain(err, sources)) from None
+
+
+def absolute(path: Path) -> Path:
+    """`path` made absolute against the working directory, `~` expanded, `..` folded (symlinks kept)."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 class EnvVar(BaseModel):
@@ -160,6 +187,8 @@ def env_variables() -> list[EnvVar]:
 
 
 def _show(model: BaseModel, name: str) -> str:
+    if isinstance(model, Settings) and name == "data_dir":
+        return ".swoosh"  # the default as written; loading makes it absolute
     value = getattr(model, name)
     if value is None or value == () or value == {}:
         return ""

@@ -1,4 +1,4 @@
-"""Canonical JSON and `sha256-…` content hashes, exactly as CONTRACT.md defines them."""
+"""Canonical JSON and `sha256-…` content hashes, exactly as docs/contract.md defines them."""
 
 from __future__ import annotations
 

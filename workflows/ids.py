@@ -15,5 +15,5 @@ def is_project_id(value: object) -> bool:
 
 
 def workflow_id(project_id: str) -> str:
-    """The Temporal workflow id of a project (CONTRACT.md: `swoosh-project-<project_id>`)."""
+    """The Temporal workflow id of a project (docs/contract.md: `swoosh-project-<project_id>`)."""
     return f"{WORKFLOW_ID_PREFIX}{project_id}"

@@ -1,4 +1,4 @@
-"""The proposal envelope of CONTRACT.md: parsing, canonical signing bytes, signing and verification.
+"""The proposal envelope of docs/contract.md: parsing, canonical signing bytes, signing and verification.
 
 The signature covers the canonical JSON of the body *as sent*, without `signature`; fields filled
 from legacy headers (`Idempotency-Key`, `X-HLC`, `X-Window-Id`) are therefore not signed, exactly as

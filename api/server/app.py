@@ -29,7 +29,7 @@ from swoosh.workflows.messages import LifecycleSettings
 API_VERSION = "1.0.0"
 DESCRIPTION = (
     "Deterministic orchestrator on Temporal. Transitions are signed proposals (Ed25519 over the canonical "
-    "JSON of the body as sent); see docs/api.md and the project's CONTRACT."
+    "JSON of the body as sent); see docs/api.md and docs/contract.md."
 )
 
 

@@ -29,9 +29,38 @@ def test_settings_defaults_without_env_or_file() -> None:
         900_000,
         500,
     )
-    assert s.data_dir == Path(".swoosh") and s.keyring is None
+    assert s.data_dir == Path.cwd() / ".swoosh" and s.keyring is None
     assert {s.kaching.mode, s.backbeat.mode, s.mcp.mode, s.shhh.mode} == {"embedded"}
-    assert s.kaching.license_file == Path(".swoosh/license.json")
+    assert s.kaching.license_file == Path.cwd() / ".swoosh" / "license.json"
+    assert (s.worker.metrics_bind, s.dev.ui_port) == ("127.0.0.1:9464", 8233)
+
+
+def test_settings_relative_paths_become_absolute_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that changes its working directory later still means the folder it was started in."""
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load({"SWOOSH_DATA_DIR": "state/../data", "SWOOSH_KEYRING": "~/keys.json"})
+    assert s.data_dir == tmp_path / "data" and s.data_dir.is_absolute()
+    assert s.kaching.license_file == tmp_path / "data" / "license.json"
+    assert s.keyring == Path.home() / "keys.json"
+
+
+def test_settings_every_port_of_make_run_is_a_setting(tmp_path: Path) -> None:
+    env = {
+        "SWOOSH_TEMPORAL_ADDRESS": "127.0.0.1:17233",
+        "SWOOSH_DEV_UI_PORT": "18233",
+        "SWOOSH_API_PORT": "18080",
+        "SWOOSH_WORKER_METRICS_BIND": "127.0.0.1:19464",
+    }
+    s = Settings.load(env)
+    assert (s.temporal.address, s.dev.ui_port, s.api.port, s.worker.metrics_bind) == (
+        "127.0.0.1:17233",
+        18233,
+        18080,
+        "127.0.0.1:19464",
+    )
+    path = write(tmp_path, '[dev]\nui_port = 28233\n[worker]\nmetrics_bind = "127.0.0.1:29464"\n')
+    s = Settings.load({}, config_file=path)
+    assert (s.dev.ui_port, s.worker.metrics_bind) == (28233, "127.0.0.1:29464")
 
 
 def test_settings_env_overrides_scalars_lists_and_pairs() -> None:

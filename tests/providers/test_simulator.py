@@ -115,3 +115,13 @@ def test_sim_main_serves_until_sigterm(tmp_path: Path) -> None:
     out = "".join(lines)
     assert f"SWOOSH_KACHING_TOKEN_FILE={tmp_path / 'sim-token'}" in out and token not in out
     assert (tmp_path / "sim-token").stat().st_mode & 0o077 == 0
+
+
+def test_simulator_port_and_host_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWOOSH_SIM_PORT", "18090")
+    monkeypatch.setenv("SWOOSH_SIM_HOST", "127.0.0.2")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port) == ("127.0.0.2", 18090)
+    assert parser.parse_args(["--port", "0"]).port == 0

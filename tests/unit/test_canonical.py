@@ -1,4 +1,4 @@
-"""Canonical JSON and `sha256-…` hashes exactly as CONTRACT.md defines them, pinned by golden vectors."""
+"""Canonical JSON and `sha256-…` hashes exactly as docs/contract.md defines them, pinned by golden vectors."""
 
 from __future__ import annotations
 

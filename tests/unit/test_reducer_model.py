@@ -1,6 +1,6 @@
 """Stateful property test: the engine against a small independent model of the contract and the statechart.
 
-The model below is written from CONTRACT.md's catalogue and the statechart's documented semantics; it never
+The model below is written from docs/contract.md's catalogue and the statechart's documented semantics; it never
 calls the reducer. Hypothesis throws valid and invalid proposals (and the system grace timer) at both, compares
 the answer and the resulting state after every step, and checks the contract's invariants.
 """

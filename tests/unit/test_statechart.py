@@ -16,7 +16,7 @@ from swoosh.workflows.statechart import STATECHART_PATH, default_statechart, loa
 
 REPO = Path(__file__).resolve().parents[2]
 
-# CONTRACT.md "Transition names (fixed; legacy callers send these)", in its order.
+# docs/contract.md "Transition names (fixed; legacy callers send these)", in its order.
 CONTRACT_TRANSITIONS = [
     "Boot_ConfigOk",
     "Boot_Licensed",
