@@ -32,9 +32,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "core": frozenset({"core"}),
     "lifecycle": frozenset({"core", "lifecycle"}),
     "activities": frozenset({"core", "activities"}),
-    "api": frozenset({"core", "lifecycle", "api"}),
+    "api": frozenset({"core", "lifecycle", "replay", "api"}),
     "replay": frozenset({"core", "lifecycle", "replay"}),
-    "testing": frozenset({"core", "lifecycle", "activities", "api", "testing"}),
+    "testing": frozenset({"core", "lifecycle", "activities", "api", "replay", "testing"}),
     "chaos": frozenset({"core", "lifecycle", "activities", "api", "replay", "testing", "chaos"}),
     "worker": frozenset({"core", "lifecycle", "activities", "api", "replay", "testing", "worker"}),
 }

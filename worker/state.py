@@ -1,4 +1,4 @@
-"""`swoosh state`: print a project's state (or a projection of it) as JSON."""
+"""`swoosh state`: print a project's state (or a projection of it) as JSON, now or after any index (`--at N`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from swoosh.worker.propose import add_common
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--projection", default=None, help="comma-separated sections, e.g. Council,Ingestion")
+    parser.add_argument(
+        "--at", type=int, default=None, metavar="N", help="the state as it was after index N (0 = genesis)"
+    )
     parser.add_argument("--health", action="store_true", help="print the project's health instead")
     add_common(parser)
 
@@ -20,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         with SwooshClient(args.api, args.project, token=args.token) as client:
-            view = client.health() if args.health else client.state(args.projection)
+            view = client.health() if args.health else client.state(args.projection, at=args.at)
     except SwooshApiError as err:
         if err.body is not None:
             print(json.dumps(err.body, indent=2))

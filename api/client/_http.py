@@ -184,9 +184,10 @@ class _Core:
         self.observe(answer.hlc)
         return answer
 
-    def state_view(self, data: Any) -> StateView:
+    def state_view(self, data: Any, past: bool = False) -> StateView:
         view = StateView.model_validate(data)
-        self.head = view.hash
+        if not past:
+            self.head = view.hash
         self.observe(view.hlc_last)
         return view
 
@@ -204,6 +205,13 @@ def _projection(projection: str | Iterable[str] | None) -> dict[str, str]:
     if projection is None:
         return {}
     return {"projection": projection if isinstance(projection, str) else ",".join(projection)}
+
+
+def _state_params(projection: str | Iterable[str] | None, at: int | None) -> dict[str, str]:
+    params = _projection(projection)
+    if at is not None:
+        params["at"] = str(at)
+    return params
 
 
 def _transport_error(err: httpx.TransportError) -> Unavailable:
@@ -272,8 +280,10 @@ class SwooshClient:
     def create_project(self) -> ProjectCreated:
         return ProjectCreated.model_validate(self._request("PUT", self._core.path()))
 
-    def state(self, projection: str | Iterable[str] | None = None) -> StateView:
-        return self._core.state_view(self._request("GET", self._core.path("/state"), params=_projection(projection)))
+    def state(self, projection: str | Iterable[str] | None = None, at: int | None = None) -> StateView:
+        """The state now, or (`at`) as it was after that index; a past state leaves `head` alone."""
+        data = self._request("GET", self._core.path("/state"), params=_state_params(projection, at))
+        return self._core.state_view(data, past=at is not None)
 
     def health(self) -> HealthView:
         return HealthView.model_validate(self._request("GET", self._core.path("/health")))
@@ -367,9 +377,10 @@ class AsyncSwooshClient:
     async def create_project(self) -> ProjectCreated:
         return ProjectCreated.model_validate(await self._request("PUT", self._core.path()))
 
-    async def state(self, projection: str | Iterable[str] | None = None) -> StateView:
-        data = await self._request("GET", self._core.path("/state"), params=_projection(projection))
-        return self._core.state_view(data)
+    async def state(self, projection: str | Iterable[str] | None = None, at: int | None = None) -> StateView:
+        """The state now, or (`at`) as it was after that index; a past state leaves `head` alone."""
+        data = await self._request("GET", self._core.path("/state"), params=_state_params(projection, at))
+        return self._core.state_view(data, past=at is not None)
 
     async def health(self) -> HealthView:
         return HealthView.model_validate(await self._request("GET", self._core.path("/health")))

@@ -43,8 +43,10 @@ from swoosh.workflows.lifecycle.client import (
     read_health,
     read_state,
 )
+from swoosh.workflows.lifecycle.views import document_view
 from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
+from swoosh.workflows.replay.timetravel import PastStates, PastUnavailable
 
 T = TypeVar("T")
 ClientProvider = Callable[[], Awaitable[Client]]
@@ -147,6 +149,8 @@ class Gateway:
     query_timeout_s: float = 15.0
     exhausted_retries: int = 3
     decision_store: DecisionPages | None = None  # None: only the records the workflow still holds
+    past: PastStates = field(default_factory=PastStates)
+    past_timeout_s: float = 120.0  # rebuilding an old state may read a few megabytes of history
 
     # ------------------------------------------------------------------ plumbing
     async def _call(self, project_id: str | None, timeout_s: float, fn: Callable[[Client], Awaitable[T]]) -> T:
@@ -274,15 +278,36 @@ class Gateway:
         return TransitionOutcome(400, rejection)
 
     # ------------------------------------------------------------------ reads
-    async def state(self, project_id: str, projection: str | None) -> StateView | RejectionBody:
+    async def state(self, project_id: str, projection: str | None, at: int | None = None) -> StateView | RejectionBody:
+        """The state now, or after index `at` (rebuilt from history; `at` past the head is a schema error)."""
         try:
             names = projection_sections(projection)
         except ValueError as err:
             return await self.schema_rejection(project_id, str(err))
+        if at is not None:
+            head = await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
+            if at > head.index:
+                reason = f"at={at} is after the project's last index {head.index}"
+                return RejectionBody.schema_error(reason, head.hash)
+            if at < head.index:
+                return await self._past(project_id, at, names, head.hash)
         try:
             return await self._call(project_id, self.query_timeout_s, lambda c: read_state(c, project_id, names))
         except QueryFailed as err:
             return await self.schema_rejection(project_id, str(err)[:500])
+
+    async def _past(self, project_id: str, at: int, names: list[str] | None, head: str) -> StateView | RejectionBody:
+        async def rebuild(c: Client) -> StateView:
+            async def more(after_index: int, limit: int) -> list[dict[str, Any]]:
+                return (await read_decisions(c, project_id, after_index, min(limit, 1000))).records
+
+            past = await self.past.state_at(c, project_id, at, more_records=more)
+            return document_view(past.document, past.hash, names)
+
+        try:
+            return await self._call(project_id, self.past_timeout_s, rebuild)
+        except PastUnavailable as err:
+            return RejectionBody.schema_error(str(err), head)
 
     async def health(self, project_id: str) -> HealthView:
         view = await self._call(project_id, self.query_timeout_s, lambda c: read_health(c, project_id))

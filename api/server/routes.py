@@ -67,6 +67,10 @@ def gateway_of(request: Request) -> Gateway:
 AUTH = [Depends(require_token)]
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 Projection = Annotated[str | None, Query(description="comma-separated section names, case-insensitive")]
+At = Annotated[
+    int | None,
+    Query(ge=0, description="the state as it was after this index (0 = genesis), rebuilt from the project's history"),
+]
 XProjectId = Annotated[str | None, Header(alias="X-Project-Id")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 XHlc = Annotated[str | None, Header(alias="X-HLC")]
@@ -128,10 +132,14 @@ async def post_transition(
 
 @router.get("/state", dependencies=AUTH, response_model=StateView, responses=_READ_RESPONSES, tags=["legacy"])
 async def get_state(
-    gateway: GatewayDep, project_id: str | None = None, projection: Projection = None, x_project_id: XProjectId = None
+    gateway: GatewayDep,
+    project_id: str | None = None,
+    projection: Projection = None,
+    at: At = None,
+    x_project_id: XProjectId = None,
 ) -> JSONResponse:
     pid = legacy_project(gateway, project_id, x_project_id)
-    return answer(check_project(pid) or await gateway.state(pid, projection))
+    return answer(check_project(pid) or await gateway.state(pid, projection, at))
 
 
 @router.get("/health", response_model=HealthView, responses=_HEALTH_RESPONSES, tags=["legacy"])
@@ -189,8 +197,10 @@ async def post_project_transition(
     responses=_READ_RESPONSES,
     tags=["projects"],
 )
-async def get_project_state(project_id: str, gateway: GatewayDep, projection: Projection = None) -> JSONResponse:
-    return answer(check_project(project_id) or await gateway.state(project_id, projection))
+async def get_project_state(
+    project_id: str, gateway: GatewayDep, projection: Projection = None, at: At = None
+) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.state(project_id, projection, at))
 
 
 @router.get(

@@ -169,7 +169,7 @@ def test_state_projection_is_case_insensitive(http: httpx.Client, project: str) 
     assert set(full["projection"]) == {
         "meta", "boot", "ingestion", "council", "environment", "execution", "control", "policy", "epoch", "hlc_last"
     }  # fmt: skip
-    assert set(full["phase"]) == {"top", "boot", "ingestion", "council", "environment", "execution"}
+    assert set(full["phase"]) == {"top", "boot", "ingestion", "council", "environment", "execution", "license"}
 
 
 def test_state_unknown_projection_is_schema_with_head(http: httpx.Client, project: str) -> None:

@@ -23,15 +23,19 @@ REJECTION_TRANSITION_CHARS = 64
 
 def state_view(engine: Engine, projection: list[str] | None) -> StateView:
     """GET /state: the whole document, or the named sections (ValueError for unknown names)."""
-    doc = engine.document
+    return document_view(engine.document, engine.head_hash, projection)
+
+
+def document_view(doc: dict[str, Any], head_hash: str, projection: list[str] | None) -> StateView:
+    """The `/state` shape of any document (the head, or a past state); ValueError for unknown sections."""
     wanted = projection_sections(projection)
     shown = doc if wanted is None else {k: doc[k] for k in SECTIONS if k in wanted}
     return StateView(
-        project_id=engine.project_id,
-        hash=engine.head_hash,
-        index=engine.index,
+        project_id=str(doc["meta"]["project_id"]),
+        hash=head_hash,
+        index=int(doc["meta"]["index"]),
         hlc_last=doc["hlc_last"],
-        phase={k: v for k, v in phases(doc).items() if k != "license"},
+        phase=phases(doc),  # top, boot, the regions, execution and the licence grace region
         projection=shown,
     )
 
