@@ -33,7 +33,7 @@ from swoosh.chaos.stack import Stack
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import request_snapshot
-from swoosh.workflows.messages import ACTIVITY_DELIVER, DeliveryRequest, LifecycleInput
+from swoosh.workflows.messages import ACTIVITY_DELIVER, UPDATE_TRANSITION, DeliveryRequest, LifecycleInput
 
 ET = EventType
 RESET_WAIT_S = 20.0
@@ -71,6 +71,7 @@ def reset_points(history: WorkflowHistory) -> list[tuple[int, int]]:
     conv = pydantic_data_converter.payload_converter
     index = -1
     out: list[tuple[int, int]] = []
+    transitions: set[int] = set()  # accepted events of `transition` Updates (a dry run applies nothing)
     for e in history.events:
         t = e.event_type
         if t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -78,9 +79,14 @@ def reset_points(history: WorkflowHistory) -> list[tuple[int, int]]:
                 list(e.workflow_execution_started_event_attributes.input.payloads), [LifecycleInput]
             )[0]
             index = int(start.snapshot.document["meta"]["index"])
+        elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            request = e.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name == UPDATE_TRANSITION:
+                transitions.add(e.event_id)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            outcome = e.workflow_execution_update_completed_event_attributes.outcome
-            if outcome.HasField("success"):
+            completed = e.workflow_execution_update_completed_event_attributes
+            outcome = completed.outcome
+            if completed.accepted_event_id in transitions and outcome.HasField("success"):
                 answer = conv.from_payloads(list(outcome.success.payloads), [Accepted])[0]
                 index = max(index, answer.index)
         elif t == ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:

@@ -32,6 +32,7 @@ SAFE_FIELDS = frozenset(
         "state_post_hash",
         "index",
         "duplicate",
+        "accepted",
         "error",
         "failing_guard",
         "reason",

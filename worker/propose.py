@@ -2,6 +2,8 @@
 
 Prints the answer JSON (the 202 answer, or the 400 rejection) and exits 0 when accepted, 1 when
 rejected, 2 for anything else (401, 404, 413, still 429/503 after retries, no connection).
+With `--dry-run` it prints what the answer would be now and changes nothing (exit 0 would be
+accepted, 1 would be rejected).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evidence", action="append", default=None, help="evidence reference (repeatable)")
     parser.add_argument("--idem-key", default=None, help="default: a fresh goal:beat:opclass:uuid")
     parser.add_argument("--retry-stale", action="store_true", help="on stale_state_hash re-read the head and resend")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only ask what the answer would be now (admission and guards); change nothing",
+    )
     add_common(parser)
 
 
@@ -55,6 +62,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         with SwooshClient(args.api, args.project, key=args.key, token=args.token) as client:
+            if args.dry_run:
+                verdict = client.dry_run(
+                    args.transition, inputs, window_id=args.window_id, evidence=args.evidence, idem_key=args.idem_key
+                )
+                print(json.dumps(verdict.model_dump(mode="json"), indent=2))
+                return 0 if verdict.accepted else 1
             answer = client.propose(
                 args.transition,
                 inputs,

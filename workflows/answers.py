@@ -110,6 +110,49 @@ class Rejected(BaseModel):
         )
 
 
+class DryRunAnswer(BaseModel):
+    """200 to `?dry_run=true`: what a real send of the same body would be answered now; nothing changed.
+
+    `accepted` with `state_post_hash` (and `index`) as they would be; or the rejection's `error`,
+    `reason`, `failing_guard` and `guards`. `head_hash` is the head the proposal was tried on.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = True
+    accepted: bool
+    duplicate: bool = False
+    error: RejectionCode | None = None
+    reason: str | None = None
+    failing_guard: str | None = None
+    guards: list[GuardResult] = Field(default_factory=list)
+    state_post_hash: str | None = None
+    index: int | None = None
+    head_hash: str | None
+
+    @classmethod
+    def would_accept(cls, answer: Accepted, head_hash: str) -> DryRunAnswer:
+        return cls(
+            accepted=True,
+            duplicate=answer.duplicate,
+            guards=answer.guards,
+            state_post_hash=answer.state_post_hash,
+            index=answer.index,
+            head_hash=head_hash,
+        )
+
+    @classmethod
+    def would_reject(cls, rejected: Rejected) -> DryRunAnswer:
+        return cls(
+            accepted=False,
+            error=rejected.error,
+            reason=rejected.reason,
+            failing_guard=rejected.failing_guard,
+            guards=rejected.guards,
+            head_hash=rejected.head_hash,
+        )
+
+
 class IdemEntry(BaseModel):
     """What the idempotency window remembers of an applied proposal (compact: it rides in snapshots)."""
 

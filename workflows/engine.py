@@ -113,6 +113,19 @@ class Engine:
     def seen(self, idem_key: str) -> IdemEntry | None:
         return self._idem.get(idem_key)
 
+    def trial(self) -> Engine:
+        """A copy to try a proposal on (a dry run): applying to it leaves this engine as it is.
+
+        The reducer never writes the document it is given (copy-on-write), so the copy shares it;
+        the idempotency window is the copy's own.
+        """
+        return Engine(
+            self.chart,
+            EngineSnapshot(
+                document=self.document, idem=list(self._idem.values()), dr_head=self.dr_head, config=self.config
+            ),
+        )
+
     # ------------------------------------------------------------------ admission
     def admit(self, request: ProposalRequest, now_ms: int) -> Admitted | Accepted:
         """Every deterministic check; a duplicate gets its original answer. Raises ProposalError."""

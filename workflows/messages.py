@@ -13,6 +13,7 @@ from swoosh.workflows.proposal import ProposalRequest
 
 WORKFLOW_NAME = "ProjectLifecycle"
 UPDATE_TRANSITION = "transition"
+UPDATE_DRY_RUN = "dry_run"
 SIGNAL_PROPOSE = "propose"
 SIGNAL_SNAPSHOT = "snapshot"
 QUERY_STATE = "state"
@@ -23,6 +24,8 @@ QUERY_REJECTIONS = "rejections"
 REJECTION_ERROR_TYPE = "SwooshRejected"
 # An Update turned away before it was accepted (nothing written); resending it is always safe.
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
+# A dry run answered by the Update validator (nothing written): the failure carries the DryRunAnswer.
+DRY_RUN_ANSWER_TYPE = "SwooshDryRunAnswer"
 ACTIVITY_GUARDS = "swoosh.evaluate_guards"
 ACTIVITY_DELIVER = "swoosh.deliver_decisions"
 # A decision-record store refuses a batch: it holds another record at an index (fork), lacks the

@@ -38,7 +38,7 @@ from swoosh.api.client.errors import (
     rejection_error,
 )
 from swoosh.api.models import DecisionsAnswer, ProjectCreated
-from swoosh.workflows.answers import Accepted
+from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.crypto import private_key_from_text, signer_id
 from swoosh.workflows.hlc import HLC
 from swoosh.workflows.messages import HealthView, StateView
@@ -315,6 +315,26 @@ class SwooshClient:
                 stale_left -= 1
                 self.state("meta")  # re-read: new head, and the HLC observes hlc_last
 
+    def dry_run(
+        self,
+        transition: str,
+        inputs: dict[str, Any] | None = None,
+        window_id: str | None = None,
+        evidence: list[str] | None = None,
+        idem_key: str | None = None,
+    ) -> DryRunAnswer:
+        """What `propose` would be answered now (admission and guards), with nothing changed."""
+        head = self._core.head or self.state("meta").hash
+        body = self._core.body(
+            transition, head, inputs, window_id, evidence, idem_key or self._core.idem_key(transition)
+        )
+        return self.send_dry_run(body)
+
+    def send_dry_run(self, body: dict[str, Any]) -> DryRunAnswer:
+        """Try a signed body as it is (for example one `swoosh sign` printed)."""
+        data = self._request("POST", self._core.path("/transition"), params={"dry_run": "true"}, json=body)
+        return DryRunAnswer.model_validate(data)
+
 
 class AsyncSwooshClient:
     """Asyncio client for one project of a SWOOSH API (same API as `SwooshClient`, awaited)."""
@@ -411,3 +431,23 @@ class AsyncSwooshClient:
                     raise
                 stale_left -= 1
                 await self.state("meta")
+
+    async def dry_run(
+        self,
+        transition: str,
+        inputs: dict[str, Any] | None = None,
+        window_id: str | None = None,
+        evidence: list[str] | None = None,
+        idem_key: str | None = None,
+    ) -> DryRunAnswer:
+        """What `propose` would be answered now (admission and guards), with nothing changed."""
+        head = self._core.head or (await self.state("meta")).hash
+        body = self._core.body(
+            transition, head, inputs, window_id, evidence, idem_key or self._core.idem_key(transition)
+        )
+        return await self.send_dry_run(body)
+
+    async def send_dry_run(self, body: dict[str, Any]) -> DryRunAnswer:
+        """Try a signed body as it is (for example one `swoosh sign` printed)."""
+        data = await self._request("POST", self._core.path("/transition"), params={"dry_run": "true"}, json=body)
+        return DryRunAnswer.model_validate(data)

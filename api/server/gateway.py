@@ -28,7 +28,7 @@ from swoosh.api.server.problems import (
     UnavailableProblem,
     translate,
 )
-from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.document import projection_sections
 from swoosh.workflows.engine import EngineConfig
@@ -36,6 +36,7 @@ from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import (
+    dry_run,
     ensure_project,
     propose,
     read_decisions,
@@ -132,7 +133,7 @@ def _depth(value: Any, level: int = 1) -> int:
 @dataclass
 class TransitionOutcome:
     status: int
-    answer: Accepted | RejectionBody
+    answer: Accepted | RejectionBody | DryRunAnswer
 
 
 @dataclass
@@ -210,8 +211,9 @@ class Gateway:
 
     # ------------------------------------------------------------------ transitions
     async def transition(
-        self, raw: bytes, headers: Mapping[str, str], path_project: str | None, started: float
+        self, raw: bytes, headers: Mapping[str, str], path_project: str | None, started: float, *, dry: bool = False
     ) -> TransitionOutcome:
+        """A proposal as sent: 202/400 as the workflow answers; with `dry`, 200 with what it would answer."""
         header_fields = {name: headers[h] for h, name in HEADER_FIELDS.items() if h in headers}
         body, problem = decode_body(raw)
         # The project: the path; else the body's project_id, X-Project-Id, the default project.
@@ -233,8 +235,12 @@ class Gateway:
                 problem = err.reason
         if problem is not None or request is None:
             rejection = await self.schema_rejection(project_id, problem or "schema")
+            if dry:
+                return TransitionOutcome(200, DryRunAnswer.would_reject(rejection))
             return self._reject(project_id, body, header_fields, rejection)
         transition = body.get("transition") if body else None
+        if dry:
+            return await self._dry_run(project_id, request, transition if isinstance(transition, str) else None)
         retry_of = headers.get(RETRY_HEADER, "")
         if retry_of.isdigit() and int(retry_of) > 0:
             self.metrics.retry(transition if isinstance(transition, str) else None)
@@ -260,6 +266,12 @@ class Gateway:
             attempt += 1
             self.metrics.retry(transition)
             await asyncio.sleep(0.05 * 2**attempt)
+
+    async def _dry_run(self, project_id: str, request: ProposalRequest, transition: str | None) -> TransitionOutcome:
+        async with self.admission.slot(project_id):  # a dry run may hold an Update slot like a real send
+            answer = await self._call(project_id, self.update_timeout_s, lambda c: dry_run(c, project_id, request))
+        jsonlog.dry_run(project_id, transition, answer)
+        return TransitionOutcome(200, answer)
 
     def _reject(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 
 LOGGER_NAME = "swoosh.api"
 log = logging.getLogger(LOGGER_NAME)
@@ -49,6 +49,20 @@ def rejected(project_id: str | None, transition: str | None, idem_key: str | Non
         error=answer.error,
         failing_guard=answer.failing_guard,
         reason=answer.reason,
+        head_hash=answer.head_hash,
+    )
+
+
+def dry_run(project_id: str, transition: str | None, answer: DryRunAnswer) -> None:
+    _emit(
+        logging.INFO,
+        f"dry run of {transition or '?'}: {'would be accepted' if answer.accepted else answer.error}",
+        event="transition_dry_run",
+        project_id=project_id,
+        transition=transition,
+        accepted=answer.accepted,
+        error=answer.error,
+        failing_guard=answer.failing_guard,
         head_hash=answer.head_hash,
     )
 

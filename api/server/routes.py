@@ -17,7 +17,7 @@ from swoosh.api.models import DecisionsAnswer, HealthDown, Problem, ProjectCreat
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
 from swoosh.api.server.http import HttpEdge, edge_of, require_token
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
-from swoosh.workflows.answers import Accepted
+from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.messages import HealthView, StateView
 
@@ -28,6 +28,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "Temporal cannot be reached; see Retry-After"},
 }
 _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": DryRunAnswer, "description": "`?dry_run=true`: what a real send would be answered; nothing changed"},
     202: {"model": Accepted, "description": "accepted now, or a duplicate of an accepted proposal"},
     400: {"model": RejectionBody, "description": "rejected with a contract code; nothing changed"},
     413: {"model": Problem, "description": "body over 1 MiB"},
@@ -76,6 +77,10 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 XHlc = Annotated[str | None, Header(alias="X-HLC")]
 XWindowId = Annotated[str | None, Header(alias="X-Window-Id")]
 XSwooshRetry = Annotated[str | None, Header(alias=RETRY_HEADER)]
+DryRun = Annotated[
+    bool,
+    Query(description="true: run admission and guards as for a real send, change nothing, answer 200"),
+]
 
 router = APIRouter()
 
@@ -96,15 +101,37 @@ def legacy_project(gateway: Gateway, project_id: str | None, x_project_id: str |
     return project_id or x_project_id or gateway.default_project
 
 
+# `?dry_run=`: read as FastAPI's routes read a bool query parameter (pydantic's words, the last value
+# when repeated, the same error text), so the fast path and the routes answer alike.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+DRY_RUN_INVALID = "query.dry_run: Input should be a valid boolean, unable to interpret input"
+
+
+def dry_run_flag(request: Request) -> bool | None:
+    """The `dry_run` query parameter: True, False (absent or false), or None when it is not a boolean."""
+    values = request.query_params.getlist("dry_run")
+    if not values:
+        return False
+    word = values[-1].lower()
+    return True if word in _TRUE else False if word in _FALSE else None
+
+
 async def answer_transition(
     request: Request, path_project: str | None, edge: HttpEdge, gateway: Gateway
 ) -> JSONResponse:
-    """Both transition routes (and the fast path): the body as sent, proposed through the gateway."""
+    """Both transition routes (and the fast path): the body as sent, proposed through the gateway.
+
+    With `?dry_run=true` the same admission and guards run, nothing changes, and the answer is 200.
+    """
     started = time.monotonic()
     if path_project is not None and (bad := check_project(path_project)) is not None:
         return answer(bad)
+    dry = dry_run_flag(request)
+    if dry is None:
+        return answer(await gateway.schema_rejection(path_project, DRY_RUN_INVALID))  # as the routes' own check
     raw = await edge.read_body(request)
-    outcome = await gateway.transition(raw, request.headers, path_project, started)
+    outcome = await gateway.transition(raw, request.headers, path_project, started, dry=dry)
     return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
 
 
@@ -126,6 +153,7 @@ async def post_transition(
     x_window_id: XWindowId = None,
     x_project_id: XProjectId = None,
     x_swoosh_retry: XSwooshRetry = None,
+    dry_run: DryRun = False,
 ) -> JSONResponse:
     return await answer_transition(request, None, edge_of(request), gateway)
 
@@ -186,6 +214,7 @@ async def post_project_transition(
     x_hlc: XHlc = None,
     x_window_id: XWindowId = None,
     x_swoosh_retry: XSwooshRetry = None,
+    dry_run: DryRun = False,
 ) -> JSONResponse:
     return await answer_transition(request, project_id, edge_of(request), gateway)
 

@@ -84,6 +84,14 @@ def test_fast_transitions_answer_like_the_fastapi_routes(
             ("bad project id", "/v1/projects/bad!id/transition", AUTH, json.dumps(good).encode()),
             ("unknown project", "/v1/projects/no-such-project-here/transition", AUTH, json.dumps(good).encode()),
             ("forged signature", legacy, {**AUTH, "X-Project-Id": pid}, json.dumps(forged).encode()),
+            ("dry run", v1 + "?dry_run=true", AUTH, json.dumps(good).encode()),
+            ("dry run, legacy", legacy + "?dry_run=YES", {**AUTH, "X-Project-Id": pid}, json.dumps(good).encode()),
+            ("dry run of a forgery", v1 + "?dry_run=1", AUTH, json.dumps(forged).encode()),
+            ("dry run not json", v1 + "?dry_run=on", AUTH, b"{nope"),
+            ("dry run false", v1 + "?dry_run=false", AUTH, json.dumps(forged).encode()),
+            ("dry run not a boolean", v1 + "?dry_run=maybe", AUTH, json.dumps(good).encode()),
+            ("dry run not a boolean, legacy", legacy + "?dry_run=", {**AUTH, "X-Project-Id": pid}, b"{}"),
+            ("dry run twice", v1 + "?dry_run=maybe&dry_run=true", AUTH, json.dumps(good).encode()),
         ]
         for name, path, headers, content in cases:
             got, want = (

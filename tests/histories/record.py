@@ -25,11 +25,13 @@ from temporalio.client import Client
 from swoosh.activities.decisions import DecisionStore
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client import ProposalFactory, Signers
+from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
-from swoosh.workflows.lifecycle.client import ensure_project, read_state
+from swoosh.workflows.lifecycle.client import dry_run, ensure_project, read_state
 from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
+from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
 
@@ -148,6 +150,26 @@ async def grace(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.step("License_Restored", {})
 
 
+async def dryrun(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Dry runs: guarded ones are Updates with a guard marker; the rest are answered by the validator."""
+    await d.step("Boot_ConfigOk")
+    await d.state()
+    assert d.head is not None
+    body = d.factory.body("Boot_Licensed", d.head, {"license_id": "LIC-DRY"})
+    tried = await dry_run(client, d.factory.project_id, ProposalRequest(body=body))
+    assert tried.accepted, tried
+    facts.license_status = "denied"
+    refused = await dry_run(client, d.factory.project_id, ProposalRequest(body=body))
+    assert not refused.accepted and refused.failing_guard == "license", refused
+    facts.license_status = "valid"
+    answer = await d.send(ProposalRequest(body=body))
+    assert isinstance(answer, Accepted) and answer.state_post_hash == tried.state_post_hash, answer
+    d.head = answer.state_post_hash
+    again = await dry_run(client, d.factory.project_id, ProposalRequest(body=body))
+    assert again.duplicate, again
+    await d.step("Ingestion_SourcesResolved")
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -156,9 +178,8 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "reverb": (reverb, LifecycleSettings(reverb_snapshot_min=6)),
     "records": (records, LifecycleSettings(dr_batch_bytes=4096, dr_retain_bytes=16384)),
     "refusals": (refusals, LifecycleSettings(dr_flush_ms=0)),
-
-
     "backlinks": (backlinks, LifecycleSettings()),
+    "dryrun": (dryrun, LifecycleSettings()),
 }
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}

@@ -18,7 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.document import genesis
 from swoosh.workflows.engine import EngineConfig, EngineSnapshot
 from swoosh.workflows.ids import workflow_id
@@ -26,6 +26,7 @@ from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.visibility import SEARCH_ATTRIBUTES, search_attributes_of
 from swoosh.workflows.lifecycle.workflow import ProjectLifecycle
 from swoosh.workflows.messages import (
+    DRY_RUN_ANSWER_TYPE,
     REJECTION_ERROR_TYPE,
     RETRY_LATER_ERROR_TYPE,
     DecisionsPage,
@@ -141,6 +142,22 @@ async def propose(client: Client, project_id: str, request: ProposalRequest) -> 
         return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request))
 
     return await _update(send)
+
+
+async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> DryRunAnswer:
+    """What sending `request` would be answered now; the project is left exactly as it was."""
+    wf = handle(client, project_id)
+    for wait in (*TURNED_AWAY_WAITS_S, None):
+        try:
+            return await wf.execute_update(ProjectLifecycle.dry_run, request, id=update_id(request))
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == DRY_RUN_ANSWER_TYPE and cause.details:
+                return DryRunAnswer.model_validate(cause.details[0])  # answered by the validator
+            if wait is None or turned_away(err) is None:
+                raise
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 async def propose_with_start(

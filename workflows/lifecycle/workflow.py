@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.guards.context import GuardContext
     from swoosh.guards.outcome import GuardOutcome, failed
     from swoosh.guards.policy import BUILTIN_RULES, scan
-    from swoosh.workflows.answers import Accepted, GuardResult, Rejected
+    from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, Rejected
     from swoosh.workflows.document import validate_document
     from swoosh.workflows.engine import Admitted, Engine
     from swoosh.workflows.errors import ProposalError
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle.visibility import details
     from swoosh.workflows.messages import (
         ACTIVITY_GUARDS,
+        DRY_RUN_ANSWER_TYPE,
         QUERY_DECISIONS,
         QUERY_HEAD,
         QUERY_HEALTH,
@@ -89,6 +90,7 @@ class ProjectLifecycle:
         self.snapshot_hlc = inp.snapshot_hlc
         self.runs = inp.runs
         self.snapshot_wanted = False
+        self.dry_runs = 0  # dry runs this run accepted as Updates: they count towards Temporal's Update limit
         self.draining = False
         self.fence = TaskFence()
         # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB; runs
@@ -172,10 +174,11 @@ class ProjectLifecycle:
         if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
             return False
         accepted = self.engine.index - self.snapshot_index
+        # Dry runs change nothing but still fill the run's history and its Update budget.
         return (
             self.snapshot_wanted
             or accepted >= self.settings.snapshot_every
-            or (accepted > 0 and workflow.info().is_continue_as_new_suggested())
+            or ((accepted > 0 or self.dry_runs > 0) and workflow.info().is_continue_as_new_suggested())
         )
 
     def _next_input(self) -> LifecycleInput:
@@ -233,6 +236,63 @@ class ProjectLifecycle:
             behind = self.outbox.backlog_reason()
             if behind is not None:
                 raise _retry_later(behind)  # back-pressure, not loss: duplicates and rejections are still answered
+
+    # ------------------------------------------------------------------ dry runs
+    # Named after the method (UPDATE_DRY_RUN), as `transition` is, so method references are typed.
+    @workflow.update
+    async def dry_run(self, req: ProposalRequest) -> DryRunAnswer:
+        """What a real send would be answered now, guards included; changes nothing.
+
+        Only proposals that pass admission and have guards to run get here (the validator answers
+        every other one without writing history): guards run in a local activity, which a query
+        cannot start. The would-be post hash is computed on a copy of the engine.
+        """
+        self.fence.observe(self._task_key())
+        self.dry_runs += 1
+        async with self.lock:  # the same head and the same facts a real send would be decided on
+            verdict = self._dry_verdict(req)
+            if isinstance(verdict, DryRunAnswer):
+                return verdict
+            outcomes = await self._run_guards(verdict)
+            return self._dry_apply(verdict, outcomes)
+
+    @dry_run.validator
+    def validate_dry_run(self, req: ProposalRequest) -> None:
+        """Answer here, writing nothing, whenever no guard has to run."""
+        if self.fence.fenced(self._task_key()):
+            raise _retry_later("the project is busy recovering a workflow task; resend the same proposal")
+        verdict = self._dry_verdict(req)
+        if isinstance(verdict, Admitted) and verdict.transition.spec.guards:
+            return  # accepted as an Update: the handler runs the guards
+        answer = verdict if isinstance(verdict, DryRunAnswer) else self._dry_apply(verdict, [])
+        raise ApplicationError(
+            "dry run answered", answer.model_dump(mode="json"), type=DRY_RUN_ANSWER_TYPE, non_retryable=True
+        )
+
+    def _dry_verdict(self, req: ProposalRequest) -> DryRunAnswer | Admitted:
+        """Admission and the built-in secret scan, as `_decide` does them, without acting on either."""
+        head = self.engine.head_hash
+        try:
+            admitted = self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            return DryRunAnswer.would_reject(Rejected.of(err, head))
+        if isinstance(admitted, Accepted):
+            return DryRunAnswer.would_accept(admitted, head)
+        breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
+        if breaches:
+            outcome = failed("policy", *(f"breach: {b}" for b in breaches))
+            reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
+            breach = ProposalError("guard_failed", reason, failing_guard="policy")
+            return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))
+        return admitted
+
+    def _dry_apply(self, admitted: Admitted, outcomes: list[GuardOutcome]) -> DryRunAnswer:
+        head = self.engine.head_hash
+        try:
+            answer, _ = self.engine.trial().apply(admitted, outcomes, self._now_ms())
+        except ProposalError as err:
+            return DryRunAnswer.would_reject(Rejected.of(err, head, [_result(o) for o in outcomes]))
+        return DryRunAnswer.would_accept(answer, head)
 
     @workflow.signal(name=SIGNAL_PROPOSE)
     def propose(self, req: ProposalRequest) -> None:

@@ -63,6 +63,7 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
     facts = RunFacts(workflow_id=history.workflow_id, run_id=history.run_id)
     events: list[HistoryEvent] = list(history.events)
     facts.events = len(events)
+    names: dict[int, str] = {}  # accepted event id -> Update name (transition, dry_run)
     for e in events:
         t = e.event_type
         if t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -71,13 +72,17 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
                 facts.add_record(r)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             req = e.workflow_execution_update_accepted_event_attributes.accepted_request
+            names[e.event_id] = req.input.name
             if req.input.name == UPDATE_TRANSITION:
                 proposal = _decode(req.input.args.payloads, ProposalRequest)
                 key = _idem_key(proposal)
                 if key:
                     facts.proposals.setdefault(key, []).append(proposal)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            outcome = e.workflow_execution_update_completed_event_attributes.outcome
+            completed = e.workflow_execution_update_completed_event_attributes
+            if names.get(completed.accepted_event_id) != UPDATE_TRANSITION:
+                continue  # a dry run's answer: nothing was applied
+            outcome = completed.outcome
             if outcome.HasField("success"):
                 answer = _decode(outcome.success.payloads, Accepted)
                 facts.answers.append(answer)
