@@ -24,11 +24,11 @@ from temporalio.client import Client
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import DevKeyring, dev_keyring
 from swoosh.worker.keyring_file import load_keyring
-from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker, runtime_with_metrics
+from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker
 from swoosh.worker.settings import Settings
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
-from swoosh.workflows.lifecycle.connection import connect
+from swoosh.workflows.lifecycle.connection import TemporalTarget, connect, resolve, runtime_with_metrics
 from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
 
 
@@ -57,9 +57,19 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def local_target(settings: Settings) -> TemporalTarget:
+    """The dev server this command starts: `temporal.address`/`namespace` only, no TLS, no API key.
+
+    Temporal's client environment (`TEMPORAL_*`, profiles) is for reaching a cluster, not for the
+    server `swoosh dev` runs itself, so it is ignored here.
+    """
+    return resolve(settings.temporal, client_environment=False)
+
+
 def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -> subprocess.Popen[bytes]:
     """The Temporal dev server, listening on exactly `temporal.address` (its host and port), UI on `ui_port`."""
-    host, _, port = settings.temporal.address.rpartition(":")
+    target = local_target(settings)
+    host, _, port = target.address.rpartition(":")
     wanted = [("SWOOSH_TEMPORAL_ADDRESS", host, int(port)), ("SWOOSH_DEV_UI_PORT", host, ui_port)]
     wanted.append(("SWOOSH_API_PORT", settings.api.host, settings.api.port))
     if metrics_bind:
@@ -77,7 +87,7 @@ def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -
         binary("temporal"), "server", "start-dev",
         "--ip", host, "--port", port, "--ui-port", str(ui_port),
         "--db-filename", str(data_dir / "temporal.db"),
-        "--namespace", settings.temporal.namespace,
+        "--namespace", target.namespace,
         "--log-level", "warn",
         *search_attribute_flags(),
     ]  # fmt: skip
@@ -85,7 +95,7 @@ def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -
 
 
 async def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    host, _, port = settings.temporal.address.rpartition(":")
+    host, _, port = local_target(settings).address.rpartition(":")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -116,7 +126,9 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
         client = None
         for _ in range(100):
             try:
-                client = await connect(settings.temporal, runtime=runtime_with_metrics(metrics_bind))
+                client = await connect(
+                    settings.temporal, runtime=runtime_with_metrics(metrics_bind), client_environment=False
+                )
                 break
             except RuntimeError:
                 await asyncio.sleep(0.2)
@@ -175,13 +187,14 @@ async def start_api(settings: Settings, client: Client, keyring: Keyring) -> _Ap
 def _banner(
     settings: Settings, ui_port: int, metrics_bind: str, kr: DevKeyring, project: str, head: str, index: int
 ) -> str:
-    host = settings.temporal.address.rpartition(":")[0]
+    target = local_target(settings)
+    host = target.address.rpartition(":")[0]
     lines = [
         "",
         "SWOOSH is running (Ctrl-C stops everything)",
         f"  API          http://{settings.api.host}:{settings.api.port}   (GET /state, POST /transition, /v1/…)",
-        f"  Temporal UI  http://{host}:{ui_port}/namespaces/{settings.temporal.namespace}/workflows",
-        f"  Temporal     {settings.temporal.address}   (SQLite: {Path(settings.data_dir) / 'temporal.db'})",
+        f"  Temporal UI  http://{host}:{ui_port}/namespaces/{target.namespace}/workflows",
+        f"  Temporal     {target.address}   (SQLite: {Path(settings.data_dir) / 'temporal.db'})",
         f"  Data         {settings.data_dir}   (decision records in decisions/, dev keys in dev/)",
         f"  Metrics      {f'http://{metrics_bind}/metrics   and ' if metrics_bind else ''}"
         f"http://{settings.api.host}:{settings.api.port}/metrics",

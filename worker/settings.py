@@ -42,16 +42,30 @@ class ApiSettings(_Section):
     # pydantic's (Rust) regex: $ is the end of the text
     default_project: str = Field(default="default", pattern=f"^{PROJECT_ID_PATTERN}$")
 
+    # Per project, per API replica: transitions in flight towards Temporal (which allows 10 Updates in
+    # flight per workflow, whatever the number of replicas): keep replicas x max_in_flight <= 10.
+    max_in_flight: int = Field(default=8, ge=1, le=10)
+    max_waiting: int = Field(default=64, ge=0, le=10_000)
+    max_wait_ms: int = Field(default=10_000, ge=0, le=600_000)
+
     def token_values(self) -> frozenset[str]:
         """The plaintext tokens, for comparison only (never log them)."""
         return frozenset(t.get_secret_value() for t in self.tokens)
 
 
 class WorkerSettings(_Section):
-    """A `swoosh worker` process (and the one `swoosh dev` runs)."""
+    """A `swoosh worker` process (and the one `swoosh dev` runs): metrics, capacity, shutdown, health port."""
 
     # Prometheus endpoint for the SDK's and the workflow's swoosh_* metrics; empty = no endpoint.
     metrics_bind: str = "127.0.0.1:9464"
+    # Workflow runs kept in memory between tasks (0 = none: every task replays the whole history).
+    max_cached_workflows: int = Field(default=1000, ge=0, le=1_000_000)
+    max_concurrent_workflow_tasks: int = Field(default=100, ge=2, le=10_000)
+    max_concurrent_activities: int = Field(default=100, ge=1, le=10_000)
+    max_concurrent_local_activities: int = Field(default=100, ge=1, le=10_000)
+    graceful_shutdown_ms: int = Field(default=10_000, ge=0, le=3_600_000)
+    # host:port of GET /livez and /readyz; empty = not served.
+    health_bind: str = Field(default="", pattern=r"^(\S+:\d{1,5})?$")
 
 
 class DevSettings(_Section):
@@ -159,12 +173,20 @@ class EnvVar(BaseModel):
 
 _ALIASES = {("api", "default_project"): "SWOOSH_DEFAULT_PROJECT"}
 _KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
+    ("temporal", "grpc_meta"): "pairs",
     ("api", "tokens"): "csv",
     ("mcp", "probe"): "csv",
     ("mcp", "tools"): "pairs",
     ("shhh", "rules"): "json",
 }
-_SECRET = {("api", "tokens"), ("kaching", "token"), ("records", "postgres_dsn"), ("records", "bubble_token")}
+_SECRET = {
+    ("api", "tokens"),
+    ("kaching", "token"),
+    ("records", "postgres_dsn"),
+    ("records", "bubble_token"),
+    ("temporal", "api_key"),
+    ("temporal", "grpc_meta"),
+}
 
 
 def env_variables() -> list[EnvVar]:
@@ -215,7 +237,8 @@ def _parse_env(var: EnvVar, raw: str) -> Any:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"{var.name}: expected name=version pairs separated by commas, got {item!r}")
+            shown = "an entry without '='" if var.path in _SECRET else repr(item)
+            raise ConfigError(f"{var.name}: expected name=value pairs separated by commas, got {shown}")
         pairs[key.strip()] = value.strip()
     return pairs
 

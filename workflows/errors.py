@@ -55,3 +55,10 @@ class ProposalError(SwooshError):
         self.code = code
         self.reason = reason
         self.failing_guard = failing_guard
+
+
+class TemporalUnreachable(SwooshError, RuntimeError):
+    """Temporal cannot be reached as configured (the message says where and what to check).
+
+    Also a RuntimeError, as the SDK's own connection failures are, so callers that retry those keep working.
+    """

@@ -21,7 +21,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_settings_defaults_without_env_or_file() -> None:
     s = Settings.load({})
-    assert (s.temporal.address, s.temporal.namespace, s.temporal.task_queue) == ("127.0.0.1:7233", "default", "swoosh")
+    # unset: Temporal's own client configuration decides, else a local dev server (tests/workflows/lifecycle)
+    assert (s.temporal.address, s.temporal.namespace, s.temporal.task_queue) == (None, None, "swoosh")
     assert (s.api.host, s.api.port, s.api.tokens, s.api.default_project) == ("127.0.0.1", 8080, (), "default")
     assert (s.engine.max_offset_ms, s.engine.idem_window, s.engine.grace_ms, s.engine.snapshot_every) == (
         60_000,
