@@ -199,6 +199,25 @@ def decision_store(settings: RecordsSettings, data_dir: Path) -> DecisionStore:
     return JsonlSink(Path(data_dir) / "decisions")
 
 
+READY_PROBE_PROJECT = "swoosh-readyz"  # a project id no one uses: a one-record read of it proves the store answers
+
+
+async def store_problem(store: DecisionStore) -> str | None:
+    """Why the store cannot be used now (for a process's `/readyz`), or None.
+
+    The store's own `check()` when it has one (JSONL: its folder is writable), else a one-record read.
+    """
+    check = getattr(store, "check", None)
+    try:
+        if check is not None:
+            reason: str | None = await check()
+            return reason
+        await store.page(READY_PROBE_PROJECT, 0, 1)
+    except Exception as err:  # any failure of the store is the store's, reported as such
+        return f"the decision-record store ({store.kind}) cannot be used: {type(err).__name__}"
+    return None
+
+
 class DeliveryActivities:
     def __init__(self, sink: DecisionStore) -> None:
         self.sink = sink

@@ -139,6 +139,19 @@ class JsonlSink:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         return f"decision records: JSONL files under {self.root} (nothing to create)"
 
+    async def check(self) -> str | None:
+        """None when records can be written: the folder, or the nearest folder it would be created in, is writable."""
+
+        def problem() -> str | None:
+            folder = self.root.absolute()
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not folder.is_dir() or not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+                return f"decision-record folder {self.root} is not a writable directory"
+            return None
+
+        return await asyncio.to_thread(problem)
+
     async def aclose(self) -> None:
         return None
 

@@ -60,6 +60,15 @@ class HealthDown(BaseModel):
         return clip_text(reason)
 
 
+class Probe(BaseModel):
+    """GET /livez and GET /readyz: `ok`/`ready`, or why not (503)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: str = Field(examples=["ok", "ready", "unready"])
+    reason: str | None = None
+
+
 class ProjectCreated(BaseModel):
     """PUT /v1/projects/{project_id}: 201 when created now, 200 when it already ran."""
 
@@ -108,6 +117,7 @@ __all__ = [
     "DecisionsAnswer",
     "GuardResult",
     "HealthDown",
+    "Probe",
     "Problem",
     "ProjectCreated",
     "ProposalEnvelope",

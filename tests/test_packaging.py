@@ -37,7 +37,7 @@ def test_packaging_wheel_installs_only_swoosh_and_leaves_other_packages_alone(tm
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert {t for t in tops if not t.endswith(".dist-info")} == {"swoosh"}
     assert "swoosh/workflows/statechart.yaml" in names and "swoosh/api/server/openapi.json" in names
-    assert "swoosh = swoosh.worker.cli:main" in entry_points
+    assert "swoosh = swoosh.worker.cli:run" in entry_points
     assert "pytest11" not in entry_points  # the test kit's fixtures are opt-in
 
     env = tmp_path / "venv"

@@ -1,8 +1,9 @@
 """`swoosh api`: serve the HTTP API (legacy + /v1) with uvicorn on the configured host and port.
 
 Temporal is connected lazily: the API starts (and answers 503 + Retry-After) while Temporal is
-still coming up, and creates the default project as soon as it can. SIGINT/SIGTERM stop it
-gracefully (uvicorn finishes in-flight requests first).
+still coming up, and creates the default project as soon as it can. When Temporal answers at start
+but the namespace is not prepared, it refuses to start and names `swoosh setup`. SIGINT/SIGTERM
+stop it gracefully (uvicorn finishes in-flight requests first).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from pathlib import Path
 
 import uvicorn
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from swoosh.activities.decisions import decision_store
 from swoosh.api.server import jsonlog
+from swoosh.api.server.admission import Admission
 from swoosh.api.server.app import create_app
 from swoosh.worker import logs
 from swoosh.worker.keyring_file import load_keyring
 from swoosh.worker.settings import Settings
+from swoosh.workflows.errors import TemporalUnreachable
 from swoosh.workflows.keyring import Keyring
-from swoosh.workflows.lifecycle.connection import connect
+from swoosh.workflows.lifecycle.connection import connect, resolve, runtime_with_metrics
+from swoosh.workflows.lifecycle.namespace import require_setup
 
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -35,15 +40,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default settings api.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default settings api.port, 8080)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--metrics-bind",
+        default=None,
+        help="Prometheus endpoint for the Temporal SDK's client metrics (default: off; the API's own are at /metrics)",
+    )
 
 
-def provider(settings: Settings) -> Callable[[], Awaitable[Client]]:
+def provider(settings: Settings, runtime: Runtime | None = None) -> Callable[[], Awaitable[Client]]:
     """An async function connecting to the configured Temporal (called again after a failure)."""
 
     async def connect_now() -> Client:
-        return await connect(settings.temporal)
+        return await connect(settings.temporal, runtime=runtime)
 
     return connect_now
+
+
+async def check_setup_at_start(settings: Settings, runtime: Runtime | None, timeout_s: float = 10.0) -> None:
+    """Refuse to start on an unprepared namespace (SetupRequired); Temporal unreachable is fine (lazy)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            client = await connect(settings.temporal, runtime=runtime)
+    except (TemporalUnreachable, TimeoutError) as err:
+        jsonlog.event(f"Temporal not reachable at start; serving 503 until it is: {err}"[:1000], level=30)
+        return
+    await require_setup(client)
 
 
 class Server(uvicorn.Server):
@@ -77,11 +98,17 @@ async def serve(server: uvicorn.Server) -> None:
 
 
 def build_server(
-    settings: Settings, client: Client | None, keyring: Keyring | None, host: str | None = None, port: int | None = None
+    settings: Settings,
+    client: Client | None,
+    keyring: Keyring | None,
+    host: str | None = None,
+    port: int | None = None,
+    runtime: Runtime | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the API; `client` shared when given, else connected on demand."""
+    """A uvicorn server for the API; `client` shared when given, else connected on demand (with `runtime`)."""
+    api = settings.api
     app = create_app(
-        client if client is not None else provider(settings),
+        client if client is not None else provider(settings, runtime),
         task_queue=settings.temporal.task_queue,
         keyring=keyring,
         default_project=settings.api.default_project,
@@ -89,6 +116,9 @@ def build_server(
         decision_store=decision_store(settings.records, Path(settings.data_dir)),
         engine_config=settings.engine.config(),
         lifecycle_settings=settings.engine.lifecycle(),
+        admission=Admission(
+            max_in_flight=api.max_in_flight, max_waiting=api.max_waiting, max_wait_s=api.max_wait_ms / 1000
+        ),
     )
     config = uvicorn.Config(
         app,
@@ -107,10 +137,14 @@ def main(args: argparse.Namespace) -> int:
     logs.configure(getattr(logging, str(args.log_level).upper()))
     settings = Settings.load(config_file=args.config)
     keyring = load_keyring(settings.keyring)
-    server = build_server(settings, None, keyring, args.host, args.port)
+    runtime = runtime_with_metrics(args.metrics_bind) if args.metrics_bind else None
+    asyncio.run(check_setup_at_start(settings, runtime))
+    server = build_server(settings, None, keyring, args.host, args.port, runtime)
+    target = resolve(settings.temporal)
     jsonlog.event(
-        f"SWOOSH API on http://{server.config.host}:{server.config.port} (Temporal {settings.temporal.address}; "
-        f"data {settings.data_dir})",
+        f"SWOOSH API on http://{server.config.host}:{server.config.port} (Temporal {target.address}, "
+        f"namespace {target.namespace}, TLS {target.tls_mode}; admission {settings.api.max_in_flight} in flight "
+        f"per project; data {settings.data_dir})",
         event="api_start",
     )
     asyncio.run(serve(server))

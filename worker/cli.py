@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,6 +83,7 @@ def _statechart(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("swoosh.worker.run_worker", "run a Temporal worker for SWOOSH workflows and activities"),
     "api": ("swoosh.worker.api_server", "serve the HTTP API (legacy + /v1)"),
+    "setup": ("swoosh.worker.setup", "prepare a namespace for SWOOSH: search attributes, the decision-record store"),
     "dev": ("swoosh.worker.dev", "start Temporal dev server + worker + API on loopback (what `make run` does)"),
     "sim": (
         "swoosh.chaos.simulator",
@@ -132,5 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The `swoosh` console command: `main()`, then leave without interpreter teardown.
+
+    The Temporal SDK's native threads can outlive the event loop, and a process that connected to
+    Temporal sometimes aborts while Python finalizes (temporalio/sdk-python#300: "PyGILState_Release:
+    thread state … must be current", exit 134 instead of the command's own status; seen about one
+    exit in ten here). Output is flushed first; every file SWOOSH writes is closed (and fsync'd)
+    before a command returns, so nothing waits on teardown.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

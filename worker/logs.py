@@ -43,6 +43,11 @@ SAFE_FIELDS = frozenset(
         "duration_ms",
         "retry_after",
         "attempt",
+        # process start lines: where a process connects and its capacity (describe() and settings, no secrets)
+        "task_queue",
+        "temporal",
+        "worker",
+        "health",
     }
 )
 

@@ -24,6 +24,7 @@ from swoosh.api.server.routes import router
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id
 from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle.namespace import setup_problem
 from swoosh.workflows.messages import LifecycleSettings
 
 API_VERSION = "1.0.0"
@@ -49,6 +50,7 @@ def create_app(
     update_timeout_s: float = 60.0,
     query_timeout_s: float = 15.0,
     create_default_project: bool = True,
+    check_setup: bool = True,
 ) -> SwooshAPI:
     """Build the API.
 
@@ -59,11 +61,13 @@ def create_app(
         decision_store: the configured decision-record store (JSONL, PostgreSQL or BUBBLE), read for
             the records a project's workflow no longer holds; closed with the app. None = a page that
             needs such records is a 503 `records_unavailable`.
+        check_setup: before first using Temporal, check that `swoosh setup` prepared the namespace
+            (until then every request is a 503 `setup_required` naming the command).
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
     gateway = Gateway(
-        source=ClientSource(client),
+        source=ClientSource(client, setup_check=setup_problem if check_setup else None),
         task_queue=task_queue,
         keyring=keyring,
         default_project=default_project,

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +25,7 @@ from swoosh.api.server.problems import (
     OverloadedProblem,
     QueryFailed,
     RecordsUnavailableProblem,
+    SetupProblem,
     UnavailableProblem,
     translate,
 )
@@ -44,6 +45,7 @@ from swoosh.workflows.lifecycle.client import (
     read_health,
     read_state,
 )
+from swoosh.workflows.lifecycle.namespace import namespace_problem
 from swoosh.workflows.lifecycle.views import document_view
 from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
@@ -51,6 +53,7 @@ from swoosh.workflows.replay.timetravel import PastStates, PastUnavailable
 
 T = TypeVar("T")
 ClientProvider = Callable[[], Awaitable[Client]]
+SetupCheck = Callable[[Client], Awaitable[str | None]]  # None = the namespace is ready for SWOOSH
 
 MAX_DEPTH = 32
 RETRY_HEADER = "X-Swoosh-Retry"
@@ -72,18 +75,56 @@ class DecisionPages(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ClientSource:
-    """A Temporal client, given or connected on demand; connection failures become 503."""
+@runtime_checkable
+class CheckedStore(Protocol):
+    """A decision store that can say whether it is usable now (for `/readyz`)."""
 
-    def __init__(self, client: Client | ClientProvider, connect_timeout_s: float = 5.0) -> None:
+    async def check(self) -> str | None: ...
+
+
+READY_PROBE_PROJECT = "swoosh-readyz"  # a project id no one uses: a one-record read of it proves the store answers
+
+
+async def store_problem(store: DecisionPages) -> str | None:
+    """Why the decision store cannot be read now (for `/readyz`), or None.
+
+    Its own `check()` when it has one, else a one-record read (which must answer, even if empty).
+    """
+    try:
+        if isinstance(store, CheckedStore):
+            return await store.check()
+        await store.page(READY_PROBE_PROJECT, 0, 1)
+    except Exception as err:  # any failure of the store is the store's, reported as such
+        return f"the decision-record store ({store.kind}) cannot be read: {type(err).__name__}"
+    return None
+
+
+class ClientSource:
+    """A Temporal client, given or connected on demand; connection failures become 503.
+
+    With a `setup_check`, the namespace is checked once, before the first use of the client: until
+    `swoosh setup` has prepared it, every request is a 503 saying so (instead of failing later, e.g.
+    a project start refused for undefined search attributes).
+    """
+
+    def __init__(
+        self, client: Client | ClientProvider, connect_timeout_s: float = 5.0, setup_check: SetupCheck | None = None
+    ) -> None:
         self._client = client if isinstance(client, Client) else None
         self._provider = None if isinstance(client, Client) else client
         self._lock = asyncio.Lock()
         self._timeout = connect_timeout_s
+        self._setup_check = setup_check
+        self._verified = setup_check is None
+        self._last_failure = ""
 
     async def get(self) -> Client:
-        if self._client is not None:
-            return self._client
+        client = self._client if self._client is not None else await self._connect()
+        if not self._verified:
+            await self._verify(client)
+        return client
+
+    async def _connect(self) -> Client:
         assert self._provider is not None
         async with self._lock:
             if self._client is None:
@@ -91,8 +132,28 @@ class ClientSource:
                     async with asyncio.timeout(self._timeout):
                         self._client = await self._provider()
                 except (RuntimeError, OSError, TimeoutError, RPCError) as err:
+                    # TemporalUnreachable (a RuntimeError) says where and what to check: logged (once per
+                    # distinct failure), while the caller's answer says less.
+                    failure = str(err)[:1000] or type(err).__name__
+                    if failure != self._last_failure:
+                        self._last_failure = failure
+                        jsonlog.event(f"cannot connect to Temporal: {failure}", level=30, event="temporal_unreachable")
                     raise UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}") from None
             return self._client
+
+    async def _verify(self, client: Client) -> None:
+        assert self._setup_check is not None
+        async with self._lock:
+            if self._verified:
+                return
+            try:
+                async with asyncio.timeout(self._timeout):
+                    problem = await self._setup_check(client)
+            except (RPCError, RuntimeError, OSError, TimeoutError) as err:  # a lazy client connects here
+                raise UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}") from None
+            if problem is not None:
+                raise SetupProblem(problem)
+            self._verified = True
 
 
 def decode_body(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -386,13 +447,43 @@ class Gateway:
             )
         return older
 
-    async def ensure_default_project(self, stop: asyncio.Event, every_s: float = 2.0) -> None:
-        """Create the default project, retrying while Temporal is unreachable (run as a background task)."""
+    async def readiness(self, timeout_s: float = 5.0) -> str | None:
+        """None when this API can serve (Temporal reachable, namespace ready, decision store usable), else why not."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                client = await self.source.get()
+                problem = await namespace_problem(client, timeout_s)
+                if problem is None and self.decision_store is not None:
+                    problem = await store_problem(self.decision_store)
+        except HttpProblem as err:
+            return err.reason
+        except TimeoutError:
+            return f"Temporal did not answer within {timeout_s:g} s"
+        except (RPCError, RuntimeError, OSError) as err:
+            return f"Temporal cannot be reached: {type(err).__name__}"
+        return problem
+
+    async def ensure_default_project(
+        self, stop: asyncio.Event, every_s: float = 2.0, max_every_s: float = 60.0
+    ) -> None:
+        """Create the default project, retrying (backing off) while it cannot be yet (a background task).
+
+        Temporal unreachable or the namespace not set up: retried, each distinct reason logged once.
+        """
+        wait, last = every_s, ""
         while not stop.is_set():
             try:
                 created = await self.create_project(self.default_project)
             except HttpProblem as err:
-                jsonlog.event(f"default project not created yet: {err.reason}", project_id=self.default_project)
+                if err.reason != last:
+                    level = 40 if isinstance(err, SetupProblem) else 30
+                    jsonlog.event(
+                        f"default project not created yet: {err.reason}",
+                        level=level,
+                        event="default_project_waiting",
+                        project_id=self.default_project,
+                    )
+                    last = err.reason
                 if self.keyring is None:
                     return
             else:
@@ -403,9 +494,10 @@ class Gateway:
                 )
                 return
             try:
-                await asyncio.wait_for(stop.wait(), every_s)
+                await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
                 pass
+            wait = min(max_every_s, wait * 2)
 
 
 def _check_page(project_id: str, after_index: int, records: list[dict[str, Any]]) -> None:

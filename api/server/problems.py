@@ -20,6 +20,7 @@ from swoosh.workflows.lifecycle.client import turned_away
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 OVERLOADED_RETRY_AFTER_S = 1
+SETUP_RETRY_AFTER_S = 30
 
 
 class HttpProblem(Exception):
@@ -75,6 +76,15 @@ class RecordsUnavailableProblem(UnavailableProblem):
     error = "records_unavailable"
 
 
+class SetupProblem(UnavailableProblem):
+    """The namespace is not prepared for SWOOSH: an operator runs `swoosh setup`."""
+
+    error = "setup_required"
+
+    def __init__(self, reason: str, retry_after: int | None = SETUP_RETRY_AFTER_S) -> None:
+        super().__init__(reason, retry_after)
+
+
 class InternalProblem(HttpProblem):
     status, error = 500, "internal"
 
@@ -83,19 +93,48 @@ class QueryFailed(Exception):
     """A workflow query raised (e.g. an unknown projection): the caller's input was wrong."""
 
 
-_UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+# The transport failed or Temporal itself failed (e.g. while it restarts: `UNKNOWN: transport error`):
+# nothing says the request was wrong, and resending it (same idem_key) is safe.
+_UNREACHABLE = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.INTERNAL,
+)
+# Temporal refuses SWOOSH's own credentials: the operator's configuration, not the caller's request.
+_REFUSED = (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED)
+
+
+def rpc_error_in(err: BaseException) -> RPCError | None:
+    """The RPCError `err` is or was caused by (the SDK wraps some), or None."""
+    seen = 0
+    cur: BaseException | None = err
+    while cur is not None and seen < 8:
+        if isinstance(cur, RPCError):
+            return cur
+        cur, seen = cur.__cause__, seen + 1
+    return None
 
 
 def translate(err: BaseException, project_id: str | None = None) -> BaseException:
     """The HttpProblem (or QueryFailed) a Temporal client error means; other errors unchanged."""
     what = f"project {project_id}" if project_id else "the project"
+    rpc = rpc_error_in(err) if not turned_away(err) else None
+    if rpc is not None:
+        err = rpc
     if isinstance(err, RPCError):
         if err.status == RPCStatusCode.NOT_FOUND:
             return NotFoundProblem(f"{what} does not exist")
         if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
             return OverloadedProblem(f"Temporal is at its limit for {what}; retry later")
         if err.status in _UNREACHABLE:
-            return UnavailableProblem(f"Temporal cannot be reached: {err.message}")
+            return UnavailableProblem(f"Temporal cannot be reached ({err.status.name}: {err.message[:200]})")
+        if err.status in _REFUSED:
+            return UnavailableProblem(f"Temporal refused SWOOSH's credentials ({err.status.name}); see the API log")
+        if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
+            return SetupProblem(f"Temporal refused a search attribute ({err.message[:200]}): run `swoosh setup`")
         if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message.lower():
             return NotFoundProblem(f"{what} is closed")
         if err.status == RPCStatusCode.FAILED_PRECONDITION or "workflow task" in err.message.lower():

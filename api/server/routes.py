@@ -13,7 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from swoosh.api.models import DecisionsAnswer, HealthDown, Problem, ProjectCreated, ProposalEnvelope, RejectionBody
+from swoosh.api.models import (
+    DecisionsAnswer,
+    HealthDown,
+    Probe,
+    Problem,
+    ProjectCreated,
+    ProposalEnvelope,
+    RejectionBody,
+)
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
 from swoosh.api.server.http import HttpEdge, edge_of, require_token
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
@@ -253,6 +261,36 @@ async def get_project_decisions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     return answer(check_project(project_id) or await gateway.decisions(project_id, after_index, limit))
+
+
+# ---------------------------------------------------------------------- process probes (open: no token)
+_NO_STORE = {"Cache-Control": "no-store"}
+READY_RETRY_AFTER_S = 5
+
+
+@router.get(
+    "/livez",
+    response_model=Probe,
+    tags=["operations"],
+    summary="Liveness: the API process is up (never asks Temporal; open, no token)",
+)
+async def get_livez() -> JSONResponse:
+    return JSONResponse(Probe(status="ok").model_dump(exclude_none=True), headers=_NO_STORE)
+
+
+@router.get(
+    "/readyz",
+    response_model=Probe,
+    responses={503: {"model": Probe, "description": "not ready, with the reason; see Retry-After"}},
+    tags=["operations"],
+    summary="Readiness: Temporal reachable, namespace set up, decision store usable (open, no token)",
+)
+async def get_readyz(gateway: GatewayDep) -> JSONResponse:
+    reason = await gateway.readiness()
+    if reason is not None:
+        body = Probe(status="unready", reason=reason).model_dump()
+        return JSONResponse(body, status_code=503, headers={**_NO_STORE, "Retry-After": str(READY_RETRY_AFTER_S)})
+    return JSONResponse(Probe(status="ready").model_dump(exclude_none=True), headers=_NO_STORE)
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")

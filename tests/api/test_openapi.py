@@ -28,6 +28,8 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/state",
         "/health",
         "/metrics",
+        "/livez",
+        "/readyz",
         "/v1/projects/{project_id}",
         "/v1/projects/{project_id}/transition",
         "/v1/projects/{project_id}/state",
