@@ -1,0 +1,62 @@
+"""How Temporal's failures become HTTP answers: transport trouble is a 503, overload a 429, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from swoosh.api.server.problems import (
+    InternalProblem,
+    NotFoundProblem,
+    OverloadedProblem,
+    SetupProblem,
+    UnavailableProblem,
+    translate,
+)
+
+
+def rpc(status: RPCStatusCode, message: str) -> RPCError:
+    return RPCError(message, status, b"")
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (RPCStatusCode.UNKNOWN, "transport error"),  # seen while a dev server restarted under load
+        (RPCStatusCode.UNAVAILABLE, "connection refused"),
+        (RPCStatusCode.DEADLINE_EXCEEDED, "deadline"),
+        (RPCStatusCode.CANCELLED, "operation was cancelled"),
+        (RPCStatusCode.ABORTED, "aborted"),
+        (RPCStatusCode.INTERNAL, "shard status unknown"),
+        (RPCStatusCode.UNAUTHENTICATED, "bad api key"),
+        (RPCStatusCode.PERMISSION_DENIED, "not allowed"),
+    ],
+)
+def test_transport_and_server_failures_are_503_with_retry_after(status: RPCStatusCode, message: str) -> None:
+    problem = translate(rpc(status, message), "p-1")
+    assert isinstance(problem, UnavailableProblem) and not isinstance(problem, SetupProblem)
+    assert problem.status == 503 and problem.headers()["Retry-After"] == "5"
+    assert "api key" not in problem.reason  # refused credentials: the reason does not echo the server's text
+
+
+def test_resource_exhausted_is_always_429_with_retry_after() -> None:
+    problem = translate(rpc(RPCStatusCode.RESOURCE_EXHAUSTED, "too many in-flight updates"), "p-1")
+    assert isinstance(problem, OverloadedProblem) and problem.headers()["Retry-After"] == "1"
+
+
+def test_an_rpc_error_wrapped_by_the_sdk_is_found() -> None:
+    wrapped = WorkflowUpdateRPCTimeoutOrCancelledError()
+    wrapped.__cause__ = rpc(RPCStatusCode.UNKNOWN, "transport error")
+    problem = translate(wrapped, "p-1")
+    assert isinstance(problem, UnavailableProblem) and "UNKNOWN" in problem.reason
+
+
+def test_undefined_search_attribute_points_at_swoosh_setup() -> None:
+    problem = translate(rpc(RPCStatusCode.INVALID_ARGUMENT, "search attribute SwooshTop is not defined"))
+    assert isinstance(problem, SetupProblem) and problem.error == "setup_required" and "swoosh setup" in problem.reason
+
+
+def test_unknown_project_is_404_and_a_real_bug_stays_500() -> None:
+    assert isinstance(translate(rpc(RPCStatusCode.NOT_FOUND, "workflow not found")), NotFoundProblem)
+    assert isinstance(translate(rpc(RPCStatusCode.INVALID_ARGUMENT, "malformed request")), InternalProblem)
