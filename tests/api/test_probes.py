@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from swoosh.activities.decisions import JsonlSink
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.worker.health import HealthServer
 from swoosh.worker.run_worker import running_worker
 from swoosh.worker.settings import Settings

@@ -96,11 +96,12 @@ def test_setup_prepares_a_fresh_namespace_and_processes_refuse_to_run_before(
         first = stack.bg.run(run_setup(_settings(bare, tmp_path)))
         assert any(line.startswith("search attributes: added SwooshTop (Keyword)") for line in first), first
         assert any("SwooshIndex (Int)" in line and "SwooshQuarantined (Bool)" in line for line in first)
-        assert f"decision records: JSONL files in {tmp_path / 'decisions'} (created)" in first
+        assert f"decision records: JSONL files under {tmp_path / 'decisions'} (nothing to create)" in first
+        assert (tmp_path / "decisions").is_dir()
         again = stack.bg.run(run_setup(_settings(bare, tmp_path)))
         assert not any("added" in line for line in again), again  # idempotent
         assert any(line.startswith("search attributes: already present SwooshTop") for line in again)
-        assert f"decision records: JSONL files in {tmp_path / 'decisions'} (present)" in again
+        assert f"decision records: JSONL files under {tmp_path / 'decisions'} (nothing to create)" in again
 
         # The same API, unchanged, now works: no restart needed after `swoosh setup`.
         assert http.put("/v1/projects/after-setup").status_code == 201

@@ -277,7 +277,15 @@ _CERT_HINTS = (
     (("unauthenticated", "permissiondenied", "apikey"), "the credentials were refused (API key or certificate)"),
 )
 # The server hung up right after the TLS handshake (or the first request): what it most likely wants.
-_DROPPED = ("unexpectedeof", "close_notify", "connectionreset", "brokenpipe", "h2protocolerror", "certificaterequired")
+_DROPPED = (
+    "unexpectedeof",
+    "close_notify",
+    "connectionreset",
+    "connectionclosed",
+    "brokenpipe",
+    "h2protocolerror",
+    "certificaterequired",
+)
 _DROPPED_HINTS = {
     "off": "the connection was dropped: the server may expect TLS (temporal.tls=true)",
     "on": "the server closed the TLS connection: it may require a client certificate (mutual TLS: "

@@ -181,4 +181,6 @@ def test_connection_failure_hints_name_what_to_check() -> None:
     dropped = 'Status { code: Unknown, message: "transport error", source: BrokenPipe }'
     assert "server may expect TLS" in explain_failure(plain, dropped)
     assert "may require a client certificate" in explain_failure(tls, dropped)
+    closed = 'Status { code: Cancelled, source: hyper::Error(Canceled, "connection closed") }'
+    assert "may require a client certificate" in explain_failure(tls, closed)
     assert "does not speak TLS" in explain_failure(tls, "InvalidMessage(InvalidContentType)")
