@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench determinism chaos clean
+.PHONY: run test lint bench determinism chaos cluster bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ determinism: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/swoosh chaos --seed 1 --profile quick
+
+# Separate hosts in network namespaces (needs root): partitions, kills, restarts, a PostgreSQL cut.
+cluster: $(STAMP)
+	$(BIN)/swoosh cluster --profile full
 
 clean:
 	rm -rf $(VENV) .swoosh

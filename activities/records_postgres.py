@@ -87,7 +87,6 @@ class PostgresStore:
                     open=False,
                     check=AsyncConnectionPool.check_connection,  # a connection cut meanwhile is replaced
                     kwargs={"connect_timeout": max(1, int(self.timeout_s)), "application_name": "swoosh"},
-                    reconnect_timeout=0,  # never give up reconnecting: the store may come back any time
                 )
                 await pool.open(wait=False)
                 self._pool = pool

@@ -102,6 +102,22 @@ class Observations:
             self.accepted_at.setdefault(a.project_id, []).append(a.at)
 
 
+class Replicas:
+    """Several API replicas behind one caller, as a load balancer would spread them: each request goes
+    to the next replica (so a resend after a failure usually lands on another one)."""
+
+    def __init__(self, clients: list[httpx.AsyncClient]) -> None:
+        if not clients:
+            raise ValueError("at least one replica")
+        self.clients = clients
+        self.sent = 0
+
+    async def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        client = self.clients[self.sent % len(self.clients)]
+        self.sent += 1
+        return await client.request(method, url, **kw)
+
+
 @dataclass
 class Shared:
     """Run-wide conditions injectors set and callers react to."""
@@ -116,7 +132,7 @@ class Caller:
     def __init__(
         self,
         project_id: str,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Replicas,
         signers: Signers,
         seed: int,
         profile: Profile,
@@ -412,4 +428,4 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-__all__ = ["Caller", "Observations", "ReceivedAnswer", "Shared"]
+__all__ = ["Caller", "Observations", "ReceivedAnswer", "Replicas", "Shared"]

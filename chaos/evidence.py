@@ -80,7 +80,11 @@ async def collect(
     answers: list[ReceivedAnswer],
     resets: list[ResetMark],
     continuous: list[str],
+    *,
+    sink_records: list[dict[str, Any]] | None = None,
 ) -> ProjectEvidence:
+    """Everything the checker needs of one project; `sink_records` (every record the store holds, in
+    index order) replaces reading `<decisions_dir>/<project>.jsonl` when the store is another one."""
     ev = ProjectEvidence(
         project_id=project_id,
         answers=[a for a in answers if a.project_id == project_id],
@@ -92,7 +96,9 @@ async def collect(
     facts = [run_facts(h) for h in live]
     ev.steps, ev.history_records, ev.walk_problems = walk(facts)
     sink = decisions_dir / f"{project_id}.jsonl"
-    if sink.exists():
+    if sink_records is not None:
+        ev.sink_records = list(sink_records)
+    elif sink.exists():
         ev.sink_records = read_records(sink)
     ev.audit_problems = audit(ev.sink_records, live)
     head = (await read_head(client, project_id)).hash

@@ -68,6 +68,7 @@ class ProjectVerdict:
     checked: Counter[str] = field(default_factory=Counter)  # how many facts each invariant looked at
     lost: int = 0
     reset_discarded: int = 0
+    duplicated: int = 0  # decision records the sink holds more than once for one index
 
     def add(self, invariant: str, message: str) -> None:
         self.violations.setdefault(invariant, []).append(f"{self.project_id}: {message}")
@@ -99,6 +100,11 @@ def check_answers(ev: ProjectEvidence, v: ProjectVerdict) -> None:
 
 
 def check_records(ev: ProjectEvidence, v: ProjectVerdict) -> None:
+    counts = Counter(int(r["index"]) for r in ev.sink_records)
+    for index, n in sorted(counts.items()):
+        if n > 1:
+            v.duplicated += n - 1
+            v.add("decision_records", f"index {index}: the sink holds {n} records")
     sink = {int(r["index"]): r for r in ev.sink_records}
     for index, rec in sorted(ev.history_records.items()):
         v.checked["decision_records"] += 1

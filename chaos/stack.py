@@ -11,6 +11,12 @@ decision records (`decisions/<project>.jsonl`) and one log file per process unde
         await stack.start_worker(0)
         await stack.restart_temporal(kill=True)
 
+The same stack spreads over separate hosts when given `hosts` (`chaos.netns` makes them): each
+process runs on its host (a launcher prefix such as `ip netns exec …`), binds its host's address and
+keeps its files in its host's own folder (the keyring and licence are copied there, nothing else is
+shared). With `records="postgres"` a PostgreSQL server (the test kit's) runs on the `postgres` host
+and every worker and API replica uses it as the decision-record store; `apis=N` runs N API replicas.
+
 `stop()` (and leaving the `async with`) ends every process the stack started, also after errors.
 """
 
@@ -19,11 +25,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import httpx
 from temporalio.client import Client
@@ -33,9 +42,27 @@ from swoosh.api.client import dev_keyring
 from swoosh.chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
 from swoosh.workflows.lifecycle.connection import TemporalSettings, connect
 from swoosh.workflows.testing.environment import binary, search_attribute_flags
+from swoosh.workflows.testing.postgres import PostgresServer
 
 WORKER_READY_LINE = b"swoosh worker: task queue"
 SIM_READY_LINE = b"swoosh sim: serving on"
+
+
+@dataclass(frozen=True)
+class Host:
+    """Where a process runs: a command prefix, the address it binds and its own data folder.
+
+    The default is this machine's loopback with the stack's root as the folder.
+    """
+
+    name: str = "local"
+    address: str = HOST
+    launcher: tuple[str, ...] = ()
+    folder: Path | None = None
+    bind: str | None = None  # what a server binds, when not `address` (e.g. 0.0.0.0 on a host of its own)
+
+
+LOCAL = Host()
 
 
 class Stack:
@@ -53,10 +80,17 @@ class Stack:
         sim_beats_per_bar: int = 4,
         temporal_args: list[str] | None = None,
         ready_timeout_s: float = 90.0,
+        apis: int = 1,
+        hosts: Mapping[str, Host] | None = None,
+        records: Literal["jsonl", "postgres"] = "jsonl",
     ) -> None:
-        if workers < 0:
-            raise ValueError("workers must be >= 0")
+        """`hosts` maps `temporal`, `postgres`, `sim`, `worker-<i>`, `api-<i>` to a Host (default LOCAL)."""
+        if workers < 0 or apis < 0:
+            raise ValueError("workers and apis must be >= 0")
         self.root = Path(root).resolve()
+        self.hosts = dict(hosts or {})
+        self.records = records
+        self.n_apis = apis
         self.n_workers = workers
         self.no_sticky = no_sticky
         self.simulator = simulator
@@ -67,28 +101,42 @@ class Stack:
         self.ready_timeout_s = ready_timeout_s
         self.logs_dir = self.root / "logs"
         self.temporal_port = free_port()
-        self.api_port = free_port()
+        self.api_ports = [free_port() for _ in range(apis)]
+        self.api_port = self.api_ports[0] if apis else free_port()
         self.sim_port = free_port()
         self.worker_metrics_ports = [free_port() for _ in range(workers)]
         self._temporal: Proc | None = None
         self._workers: list[Proc] = []
-        self._api: Proc | None = None
+        self._apis: list[Proc] = []
         self._sim: Proc | None = None
+        self.postgres: PostgresServer | None = None
         self._client: Client | None = None
         self.sim_public_key: str | None = None
 
     # ------------------------------------------------------------------ addresses and files
+    def host(self, role: str) -> Host:
+        return self.hosts.get(role, LOCAL)
+
+    def folder(self, role: str) -> Path:
+        """The data folder of the process `role` (its host's own folder, else the stack's root)."""
+        folder = self.host(role).folder
+        return Path(folder).resolve() if folder is not None else self.root
+
     @property
     def temporal_address(self) -> str:
-        return f"{HOST}:{self.temporal_port}"
+        return f"{self.host('temporal').address}:{self.temporal_port}"
 
     @property
     def api_url(self) -> str:
-        return f"http://{HOST}:{self.api_port}"
+        return self.api_urls[0] if self.api_urls else f"http://{HOST}:{self.api_port}"
+
+    @property
+    def api_urls(self) -> list[str]:
+        return [f"http://{self.host(f'api-{i}').address}:{port}" for i, port in enumerate(self.api_ports)]
 
     @property
     def sim_url(self) -> str | None:
-        return f"http://{HOST}:{self.sim_port}" if self.simulator else None
+        return f"http://{self.host('sim').address}:{self.sim_port}" if self.simulator else None
 
     @property
     def data_dir(self) -> Path:
@@ -115,36 +163,44 @@ class Stack:
         return self.root / "decisions"
 
     def worker_metrics_url(self, i: int) -> str:
-        return f"http://{HOST}:{self.worker_metrics_ports[i]}/metrics"
+        return f"http://{self.host(f'worker-{i}').address}:{self.worker_metrics_ports[i]}/metrics"
 
     def processes(self) -> dict[str, Proc]:
         """Every process the stack manages, by name (running or not)."""
         out: dict[str, Proc] = {}
-        for p in (self._temporal, self._sim, *self._workers, self._api):
+        for p in (self._temporal, self._sim, *self._workers, *self._apis):
             if p is not None:
                 out[p.name] = p
         return out
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.processes().items() if p.pid is not None}
+        out = {name: p.pid for name, p in self.processes().items() if p.pid is not None}
+        if self.postgres is not None and self.postgres.pid is not None:
+            out["postgres"] = self.postgres.pid
+        return out
 
     # ------------------------------------------------------------------ environment
-    def child_env(self) -> dict[str, str]:
-        """The environment of every SWOOSH child: the parent's, minus stray SWOOSH_*, plus the stack's."""
+    def child_env(self, role: str = "api-0") -> dict[str, str]:
+        """The environment of a SWOOSH child: the parent's, minus stray SWOOSH_*, plus the stack's for `role`."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWOOSH_")}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         env["PYTHONUNBUFFERED"] = "1"
+        folder = self.folder(role)
+        api = int(role.split("-")[1]) if role.startswith("api-") and self.api_ports else 0
         env.update(
             {
                 "SWOOSH_TEMPORAL_ADDRESS": self.temporal_address,
-                "SWOOSH_DATA_DIR": str(self.root),
-                "SWOOSH_KEYRING": str(self.keyring_path),
-                "SWOOSH_API_HOST": HOST,
-                "SWOOSH_API_PORT": str(self.api_port),
+                "SWOOSH_DATA_DIR": str(folder),
+                "SWOOSH_KEYRING": str(folder / "dev" / "keyring.json"),
+                "SWOOSH_API_HOST": self.host(role).address if role.startswith("api-") else HOST,
+                "SWOOSH_API_PORT": str(self.api_ports[api] if self.api_ports else self.api_port),
             }
         )
+        if self.records == "postgres":
+            env["SWOOSH_RECORDS_STORE"] = "postgres"
+            env["SWOOSH_RECORDS_POSTGRES_DSN_FILE"] = str(folder / "secrets" / "records-dsn")
         if self.simulator:
-            url = f"http://{HOST}:{self.sim_port}"
+            url = str(self.sim_url)
             for provider in ("KACHING", "MCP", "SHHH", "BACKBEAT"):
                 env[f"SWOOSH_{provider}_MODE"] = "http"
                 env[f"SWOOSH_{provider}_BASE_URL"] = url
@@ -160,39 +216,48 @@ class Stack:
     def _temporal_proc(self) -> Proc:
         cmd = [
             binary("temporal"), "server", "start-dev",
-            "--ip", HOST, "--port", str(self.temporal_port),
+            "--ip", self.host("temporal").bind or self.host("temporal").address, "--port", str(self.temporal_port),
             "--headless", "--http-port", str(free_port()), "--metrics-port", str(free_port()),
             "--db-filename", str(self.db_path),
             "--log-level", "warn",
             *search_attribute_flags(),
             *self.temporal_args,
         ]  # fmt: skip
-        return Proc("temporal", cmd, dict(os.environ), self.logs_dir / "temporal.log")
+        return self._on("temporal", Proc("temporal", cmd, dict(os.environ), self.logs_dir / "temporal.log"))
+
+    def _on(self, role: str, proc: Proc) -> Proc:
+        """The process, launched on its host."""
+        proc.cmd = [*self.host(role).launcher, *proc.cmd]
+        return proc
 
     def _worker_proc(self, i: int) -> Proc:
+        role = f"worker-{i}"
         cmd = [
             sys.executable,
             "-m",
             "swoosh.worker.cli",
             "worker",
             "--metrics-bind",
-            f"{HOST}:{self.worker_metrics_ports[i]}",
+            f"{self.host(role).address}:{self.worker_metrics_ports[i]}",
         ]
         if self.no_sticky:
             cmd.append("--no-sticky")
-        return Proc(f"worker-{i}", cmd, self.child_env(), self.logs_dir / f"worker-{i}.log")
+        return self._on(role, Proc(role, cmd, self.child_env(role), self.logs_dir / f"{role}.log"))
 
-    def _api_proc(self) -> Proc:
+    def _api_proc(self, i: int = 0) -> Proc:
+        role = f"api-{i}"
+        name = "api" if self.n_apis == 1 else role
         cmd = [sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"]
-        return Proc("api", cmd, self.child_env(), self.logs_dir / "api.log")
+        return self._on(role, Proc(name, cmd, self.child_env(role), self.logs_dir / f"{name}.log"))
 
     def _sim_proc(self) -> Proc:
         cmd = [
-            sys.executable, "-m", "swoosh.worker.cli", "sim", "--host", HOST, "--port", str(self.sim_port),
+            *self.host("sim").launcher, sys.executable, "-m", "swoosh.worker.cli", "sim",
+            "--host", self.host("sim").address, "--port", str(self.sim_port),
             "--data-dir", str(self.root / "sim"),
             "--tempo-bpm", str(self.sim_tempo_bpm), "--beats-per-bar", str(self.sim_beats_per_bar),
         ]  # fmt: skip
-        return Proc("sim", cmd, self.child_env(), self.logs_dir / "sim.log")
+        return Proc("sim", cmd, self.child_env("sim"), self.logs_dir / "sim.log")
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Self:
@@ -219,6 +284,9 @@ class Stack:
         create_dev_license(self.root)
         self._temporal = self._temporal_proc()
         self._temporal.start()
+        if self.records == "postgres":
+            await self._start_postgres()
+        self._provision_folders()
         if self.simulator:
             self._sim = self._sim_proc()
             self._sim.start()
@@ -227,16 +295,50 @@ class Stack:
         self._workers = [self._worker_proc(i) for i in range(self.n_workers)]
         for w in self._workers:
             w.start()
-        self._api = self._api_proc()
-        self._api.start()
+        self._apis = [self._api_proc(i) for i in range(self.n_apis)]
+        for a in self._apis:
+            a.start()
         await self.wait_ready()
         (self.root / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
+
+    async def _start_postgres(self) -> None:
+        host = self.host("postgres")
+        self.postgres = PostgresServer(
+            self.folder("postgres") / "postgres", host=host.address, launcher=list(host.launcher), durable=True
+        )
+        await asyncio.to_thread(self.postgres.start)
+
+    def _provision_folders(self) -> None:
+        """Each host's folder gets its own copy of what its process reads: keyring, licence, DSN file."""
+        roles = [f"worker-{i}" for i in range(self.n_workers)] + [f"api-{i}" for i in range(self.n_apis)] + ["sim"]
+        for role in roles:
+            folder = self.folder(role)
+            if folder != self.root:
+                (folder / "dev").mkdir(parents=True, exist_ok=True)
+                shutil.copy2(self.keyring_path, folder / "dev" / "keyring.json")
+                for name in ("license.json", "license.pub"):
+                    if (self.root / name).exists():
+                        shutil.copy2(self.root / name, folder / name)
+            if self.postgres is not None:
+                secrets_dir = folder / "secrets"
+                secrets_dir.mkdir(parents=True, exist_ok=True)
+                dsn_file = secrets_dir / "records-dsn"
+                dsn_file.write_text(self.postgres.dsn + "\n", encoding="utf-8")
+                dsn_file.chmod(0o600)
+
+    @property
+    def postgres_dsn(self) -> str | None:
+        """The decision-record store's DSN (a secret) when the stack runs PostgreSQL."""
+        return self.postgres.dsn if self.postgres is not None else None
 
     def describe(self) -> dict[str, object]:
         """Addresses, files and pids: what an operator needs to look at a running stack."""
         return {
             "temporal_address": self.temporal_address,
             "api_url": self.api_url,
+            "api_urls": self.api_urls,
+            "hosts": {role: {"address": h.address, "folder": str(h.folder)} for role, h in self.hosts.items()},
+            "records": self.records,
             "sim_url": self.sim_url,
             "data_dir": str(self.data_dir),
             "keyring": str(self.keyring_path),
@@ -250,7 +352,7 @@ class Stack:
         """Stop every process this stack started (API first, Temporal last); never raises for a dead child."""
         if self._client is not None:
             self._client = None
-        procs = [self._api, *self._workers, self._sim, self._temporal]
+        procs = [*self._apis, *self._workers, self._sim, self._temporal]
         errors: list[BaseException] = []
         for p in procs:
             if p is None:
@@ -258,6 +360,11 @@ class Stack:
             try:
                 await p.stop()
             except Exception as err:  # keep stopping the others
+                errors.append(err)
+        if self.postgres is not None:
+            try:
+                await asyncio.to_thread(self.postgres.stop)
+            except Exception as err:
                 errors.append(err)
         if errors:
             raise StackError(f"stopping the stack: {errors[0]!r}")
@@ -268,8 +375,9 @@ class Stack:
         for i, w in enumerate(self._workers):
             if w.popen is not None:
                 await self._wait_worker(i)
-        if self._api is not None and self._api.popen is not None:
-            await self._wait_api()
+        for i, a in enumerate(self._apis):
+            if a.popen is not None:
+                await self._wait_api(i)
 
     async def _check_alive(self, proc: Proc, what: str) -> None:
         if proc.popen is not None and proc.popen.poll() is not None:
@@ -280,7 +388,7 @@ class Stack:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             await self._check_alive(self._temporal, "it was ready")
-            if port_open(self.temporal_port):
+            if port_open(self.temporal_port, self.host("temporal").address):
                 try:
                     client = await asyncio.wait_for(self._connect(), 5)
                     if await client.service_client.check_health():
@@ -300,12 +408,12 @@ class Stack:
             await asyncio.sleep(0.1)
         raise StackError(f"{w.name} did not start polling; see {w.log_path}")
 
-    async def _wait_api(self) -> None:
-        assert self._api is not None
+    async def _wait_api(self, i: int = 0) -> None:
+        api = self._apis[i]
         deadline = time.monotonic() + self.ready_timeout_s
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=5.0, trust_env=False) as http:
+        async with httpx.AsyncClient(base_url=self.api_urls[i], timeout=5.0, trust_env=False) as http:
             while time.monotonic() < deadline:
-                await self._check_alive(self._api, "it served")
+                await self._check_alive(api, "it served")
                 try:
                     r = await http.get("/health")
                     if r.status_code == 200:
@@ -313,12 +421,12 @@ class Stack:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2)
-        raise StackError(f"the API did not become ready; see {self._api.log_path}")
+        raise StackError(f"{api.name} did not become ready; see {api.log_path}")
 
     async def _wait_sim(self) -> None:
         assert self._sim is not None
         deadline = time.monotonic() + self.ready_timeout_s
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{self.sim_port}", timeout=5.0, trust_env=False) as http:
+        async with httpx.AsyncClient(base_url=str(self.sim_url), timeout=5.0, trust_env=False) as http:
             while time.monotonic() < deadline:
                 await self._check_alive(self._sim, "it served")
                 try:
@@ -360,18 +468,18 @@ class Stack:
     async def start_worker(self, i: int, *, wait: bool = True) -> None:
         """(Re)start worker `i` with its same metrics port."""
         w = self._workers[i]
-        w.env = self.child_env()
+        w.env = self.child_env(f"worker-{i}")
         w.start()
         if wait:
             await self._wait_worker(i)
 
-    async def restart_api(self, *, kill: bool = False) -> None:
-        """Stop the API (SIGTERM, or SIGKILL with kill=True) and start it again on the same port."""
-        assert self._api is not None
-        await self._api.stop(kill=kill)
-        self._api.env = self.child_env()
-        self._api.start()
-        await self._wait_api()
+    async def restart_api(self, i: int = 0, *, kill: bool = False) -> None:
+        """Stop API replica `i` (SIGTERM, or SIGKILL with kill=True) and start it again on the same port."""
+        api = self._apis[i]
+        await api.stop(kill=kill)
+        api.env = self.child_env(f"api-{i}")
+        api.start()
+        await self._wait_api(i)
 
     async def restart_temporal(self, *, kill: bool = False, down_s: float = 0.0) -> None:
         """Stop the dev server (SIGTERM, or SIGKILL) and start it again on the same SQLite file and port."""
@@ -389,4 +497,4 @@ class Stack:
         await self._wait_sim()
 
 
-__all__ = ["Proc", "Stack", "StackError", "free_port", "port_open"]
+__all__ = ["LOCAL", "Host", "Proc", "Stack", "StackError", "free_port", "port_open"]

@@ -95,6 +95,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("swoosh.worker.replay", "replay project histories and fold them through the pure reducer"),
     "audit": ("swoosh.worker.audit", "verify a project's decision-record chain against its history"),
     "chaos": ("swoosh.chaos.cli", "run a seeded chaos scenario and check every invariant"),
+    "cluster": ("swoosh.chaos.cluster", "run SWOOSH on separate hosts (network namespaces) with partitions and faults"),
     "determinism": ("swoosh.chaos.determinism", "10k-transition run through the API, then replicas and fold compared"),
 }
 

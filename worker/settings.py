@@ -84,6 +84,9 @@ class EngineSettings(_Section):
     grace_ms: int = Field(default=900_000, ge=0)
     snapshot_every: int = Field(default=500, ge=1, le=1800)
     reverb_snapshot_min: int = Field(default=100, ge=1, le=1800)
+    # Newest decision records a project's workflow keeps for the decisions query (older pages come
+    # from the decision-record store); they ride in every snapshot.
+    dr_retain: int = Field(default=128, ge=0, le=1024)
 
     def config(self) -> EngineConfig:
         """The engine's own config model."""
@@ -91,7 +94,9 @@ class EngineSettings(_Section):
 
     def lifecycle(self) -> LifecycleSettings:
         """The snapshot cadence new projects start with."""
-        return LifecycleSettings(snapshot_every=self.snapshot_every, reverb_snapshot_min=self.reverb_snapshot_min)
+        return LifecycleSettings(
+            snapshot_every=self.snapshot_every, reverb_snapshot_min=self.reverb_snapshot_min, dr_retain=self.dr_retain
+        )
 
 
 class Settings(_Section):

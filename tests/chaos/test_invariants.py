@@ -82,6 +82,12 @@ def test_checker_catches_a_removed_decision_record(ev: ProjectEvidence) -> None:
     assert {"decision_records", "dr_chain"} <= _violated(ev)
 
 
+def test_checker_counts_a_decision_record_stored_twice(ev: ProjectEvidence) -> None:
+    ev.sink_records.insert(6, dict(ev.sink_records[5]))
+    verdict = check_project(ev)
+    assert verdict.duplicated == 1 and "decision_records" in verdict.violations
+
+
 def test_checker_catches_an_epoch_bumped_twice(ev: ProjectEvidence) -> None:
     step = next(s for s in ev.steps if s.record["transition"] == "Council_QuorumCert")
     step.post["epoch"]["council"] += 1
