@@ -36,6 +36,10 @@ determinism: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/swoosh chaos --seed 1 --profile quick
 
+# 10,000 projects against one worker: rates, latency against a single project's, worker memory.
+bench-scale: $(STAMP)
+	$(BIN)/python -m tests.bench.scale_bench --projects 10000
+
 # Separate hosts in network namespaces (needs root): partitions, kills, restarts, a PostgreSQL cut.
 cluster: $(STAMP)
 	$(BIN)/swoosh cluster --profile full

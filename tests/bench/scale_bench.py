@@ -2,9 +2,9 @@
 
 10,000 projects (`--projects`) against ONE worker process, one API process and the Temporal dev
 server (SQLite file), all on this machine (the chaos harness's `Stack`). Each project is created
-(`PUT /v1/projects/{id}`) and driven through six transitions over HTTP (BOOT, licence, then the
-first step of each lifecycle region: guards run, records are delivered), by `--concurrency` callers
-working through the projects. First, the single-project reference: the same six transitions on
+(`PUT /v1/projects/{id}`) and driven through `--steps` transitions over HTTP (default 4: BOOT,
+licence, the first ingestion and council steps: guards run, records are delivered), by `--concurrency` callers
+working through the projects. First, the single-project reference: the same transitions on
 projects driven one at a time.
 
 Printed: creation rate, transitions/s, p50/p99 latency of a transition against the single-project
@@ -33,14 +33,15 @@ from swoosh.chaos.process import cancel_on_signal
 from swoosh.chaos.stack import Stack
 from swoosh.workflows.testing.driver import valid_inputs
 
-STEPS = (
+ALL_STEPS = (
     "Boot_ConfigOk",
-    "Boot_Licensed",
-    "Ingestion_SourcesResolved",
+    "Boot_Licensed",  # licence guard
+    "Ingestion_SourcesResolved",  # policy guard
     "Council_ProfilesLoaded",
     "Environment_CapacityOk",
     "Ingestion_BytesOk",
 )
+STEPS = ALL_STEPS[:4]
 
 
 @dataclass
@@ -66,7 +67,7 @@ async def _send(http: httpx.AsyncClient, method: str, url: str, tally: Tally, **
     raise RuntimeError(f"{method} {url}: no answer after 60 attempts")
 
 
-async def drive(http: httpx.AsyncClient, factory: ProposalFactory, tally: Tally) -> None:
+async def drive(http: httpx.AsyncClient, factory: ProposalFactory, tally: Tally, steps: int = len(STEPS)) -> None:
     """Create the project and take it through STEPS; each step's latency is one POST."""
     pid = factory.project_id
     r = await _send(http, "PUT", f"/v1/projects/{pid}", tally)
@@ -76,7 +77,7 @@ async def drive(http: httpx.AsyncClient, factory: ProposalFactory, tally: Tally)
     tally.created += 1
     r = await _send(http, "GET", f"/v1/projects/{pid}/state", tally, params={"projection": "meta"})
     head = r.json()["hash"]
-    for n, transition in enumerate(STEPS):
+    for n, transition in enumerate(ALL_STEPS[:steps]):
         inputs, _ = valid_inputs(factory, transition, None, n, 0, "backbeat:W-1")
         body = factory.body(transition, head, inputs)
         t0 = time.perf_counter()
@@ -120,7 +121,7 @@ async def sdk_metrics(http: httpx.AsyncClient, url: str) -> dict[str, float]:
     return out
 
 
-async def run(projects: int, concurrency: int, reference: int, root: Path) -> str:
+async def run(projects: int, concurrency: int, reference: int, root: Path, steps: int) -> str:
     async with Stack(root, workers=1, extra_env={"SWOOSH_ENGINE_DR_RETAIN": "16"}) as stack:
         signers = load_signers(stack.keys_dir)
         worker_pid = stack.pids()["worker-0"]
@@ -132,7 +133,7 @@ async def run(projects: int, concurrency: int, reference: int, root: Path) -> st
             # The single-project reference: projects driven one at a time.
             single = Tally()
             for k in range(reference):
-                await drive(http, ProposalFactory(signers, f"ref-{k}", prefix="scale"), single)
+                await drive(http, ProposalFactory(signers, f"ref-{k}", prefix="scale"), single, steps)
             idle_rss, _ = rss_mb(worker_pid)
             print(
                 f"single project: {len(single.latencies_ms)} transitions, p50 {pct(single.latencies_ms, 0.5):.1f} ms, "
@@ -155,7 +156,7 @@ async def run(projects: int, concurrency: int, reference: int, root: Path) -> st
                         k = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    await drive(http, ProposalFactory(signers, f"scale-{k}", prefix="scale"), tally)
+                    await drive(http, ProposalFactory(signers, f"scale-{k}", prefix="scale"), tally, steps)
                     creations.append(time.perf_counter())
                     if len(creations) % 1000 == 0:
                         el = time.perf_counter() - started
@@ -202,11 +203,12 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8, help="callers working through the projects")
     parser.add_argument("--reference", type=int, default=20, help="projects of the single-project reference")
+    parser.add_argument("--steps", type=int, default=len(STEPS), choices=range(1, len(ALL_STEPS) + 1))
     parser.add_argument("--root", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="swoosh-scale-") as tmp:
         root = args.root or Path(tmp)
-        line = asyncio.run(cancel_on_signal(run(args.projects, args.concurrency, args.reference, root)))
+        line = asyncio.run(cancel_on_signal(run(args.projects, args.concurrency, args.reference, root, args.steps)))
     print(line, flush=True)
     return 0
 
