@@ -3,7 +3,9 @@
 Temporal is connected lazily: the API starts (and answers 503 + Retry-After) while Temporal is
 still coming up, and creates the default project as soon as it can. When Temporal answers at start
 but the namespace is not prepared, it refuses to start and names `swoosh setup`. SIGINT/SIGTERM
-stop it gracefully (uvicorn finishes in-flight requests first).
+stop it gracefully (uvicorn finishes in-flight requests first). It refuses a non-loopback bind
+without API tokens unless `--insecure` is given, and reloads its tokens on SIGHUP and whenever a
+file they come from changes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,10 +27,13 @@ from swoosh.activities.decisions import decision_store
 from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.app import create_app
+from swoosh.api.server.http import HttpEdge
+from swoosh.api.server.tokens import TokenSet
 from swoosh.worker import logs
 from swoosh.worker.keyring_file import load_keyring
-from swoosh.worker.settings import Settings
-from swoosh.workflows.errors import TemporalUnreachable
+from swoosh.worker.settings import Loaded, Settings, load_settings
+from swoosh.worker.token_reload import TokenReloader
+from swoosh.workflows.errors import ConfigError, TemporalUnreachable
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.connection import connect, resolve, runtime_with_metrics
 from swoosh.workflows.lifecycle.namespace import require_setup
@@ -44,6 +50,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-bind",
         default=None,
         help="Prometheus endpoint for the Temporal SDK's client metrics (default: off; the API's own are at /metrics)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback bind without API tokens (anyone reaching it is admin)",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses; any other name or address counts as reachable from outside."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_open_bind(host: str, tokens: TokenSet | tuple[object, ...], insecure: bool, what: str = "the API") -> None:
+    """Refuse to serve `what` without tokens on an address others can reach, unless `--insecure`."""
+    if tokens or insecure or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to serve {what} on {host} without API tokens: anyone who reaches it could create projects "
+        "and read every payload. Configure tokens (SWOOSH_API_TOKENS or [[api.tokens]]), bind 127.0.0.1, "
+        "or pass --insecure"
     )
 
 
@@ -79,8 +111,8 @@ class Server(uvicorn.Server):
         yield
 
 
-async def serve(server: uvicorn.Server) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully (a second signal forces it)."""
+async def serve(server: uvicorn.Server, reloader: TokenReloader | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (a second signal forces it); reload tokens meanwhile."""
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -91,7 +123,8 @@ async def serve(server: uvicorn.Server) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        await server.serve()
+        async with reloader.running() if reloader is not None else contextlib.nullcontext():
+            await server.serve()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -133,20 +166,37 @@ def build_server(
     return Server(config)
 
 
+def reloader_for(server: uvicorn.Server, loaded: Loaded) -> TokenReloader:
+    """The token reloader of a server built by `build_server` (its app's edge), loading settings as `loaded` was."""
+    return TokenReloader(server_edge(server), loaded.again, loaded.files)
+
+
+def server_edge(server: uvicorn.Server) -> HttpEdge:
+    """The `HttpEdge` of the SWOOSH app a server built by `build_server` serves."""
+    edge = getattr(getattr(server.config.app, "state", None), "edge", None)
+    if not isinstance(edge, HttpEdge):
+        raise TypeError("not a server of the SWOOSH API")
+    return edge
+
+
 def main(args: argparse.Namespace) -> int:
     logs.configure(getattr(logging, str(args.log_level).upper()))
-    settings = Settings.load(config_file=args.config)
+    loaded = load_settings(config_file=args.config)
+    settings = loaded.settings
+    host = args.host or settings.api.host
+    refuse_open_bind(host, settings.api.tokens, args.insecure)
     keyring = load_keyring(settings.keyring)
     runtime = runtime_with_metrics(args.metrics_bind) if args.metrics_bind else None
     asyncio.run(check_setup_at_start(settings, runtime))
     server = build_server(settings, None, keyring, args.host, args.port, runtime)
     target = resolve(settings.temporal)
+    labels = ", ".join(t.label for t in settings.api.tokens) or "none: no authentication"
     jsonlog.event(
         f"SWOOSH API on http://{server.config.host}:{server.config.port} (Temporal {target.address}, "
         f"namespace {target.namespace}, TLS {target.tls_mode}; admission {settings.api.max_in_flight} in flight "
-        f"per project; data {settings.data_dir})",
+        f"per project; data {settings.data_dir}; tokens: {labels})",
         event="api_start",
     )
-    asyncio.run(serve(server))
+    asyncio.run(serve(server, reloader_for(server, loaded)))
     jsonlog.event("SWOOSH API stopped", event="api_stop")
     return 0

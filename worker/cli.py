@@ -109,7 +109,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sc.add_argument("--output", default=str(DOCS_STATECHART), help="mermaid: where to write the markdown")
     sc.set_defaults(func=_statechart)
     for name, (module_name, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        # No abbreviations: `--token SECRET` must not pass as `--token-file` (nor anything else).
+        p = sub.add_parser(name, help=help_text, allow_abbrev=False)
         if name == only:
             module = importlib.import_module(module_name)
             module.add_arguments(p)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -23,9 +24,12 @@ from temporalio.client import Client
 
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import DevKeyring, dev_keyring
+from swoosh.worker.api_server import refuse_open_bind
 from swoosh.worker.keyring_file import load_keyring
 from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker
-from swoosh.worker.settings import Settings
+from swoosh.worker.settings import Loaded, Settings, load_settings
+from swoosh.worker.token_reload import TokenReloader
+from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
 from swoosh.workflows.lifecycle.connection import TemporalTarget, connect, resolve, runtime_with_metrics
@@ -41,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"worker metrics endpoint (default settings worker.metrics_bind, {DEFAULT_METRICS_BIND}; empty = none)",
     )
     parser.add_argument("--no-sticky", action="store_true", help="worker without sticky cache")
+    parser.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback API bind without API tokens (anyone is admin)"
+    )
 
 
 def ensure_dev_keyring(data_dir: Path, configured: Path | None) -> DevKeyring:
@@ -108,7 +115,9 @@ async def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout
     raise SystemExit("swoosh dev: the Temporal dev server did not start in time")
 
 
-async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky: bool) -> None:
+async def run_dev(
+    settings: Settings, ui_port: int, metrics_bind: str, no_sticky: bool, config: Loaded | None = None
+) -> None:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     dev_keyring = ensure_dev_keyring(data_dir, settings.keyring)
@@ -142,7 +151,7 @@ async def run_dev(settings: Settings, ui_port: int, metrics_bind: str, no_sticky
                 settings.engine.lifecycle(),
             )  # fmt: skip
             state = await read_state(client, project)
-            api = await start_api(settings, client, keyring)
+            api = await start_api(settings, client, keyring, config)
             print(_banner(settings, ui_port, metrics_bind, dev_keyring, project, state.hash, state.index), flush=True)
             try:
                 await stop.wait()
@@ -169,12 +178,18 @@ class _Api:
             await self.task
 
 
-async def start_api(settings: Settings, client: Client, keyring: Keyring) -> _Api:
-    """Serve the HTTP API in this process (uvicorn), sharing the Temporal client."""
-    from swoosh.worker.api_server import build_server
+async def start_api(settings: Settings, client: Client, keyring: Keyring, config: Loaded | None = None) -> _Api:
+    """Serve the HTTP API in this process (uvicorn), sharing the Temporal client; tokens reload as in `swoosh api`."""
+    from swoosh.worker.api_server import build_server, server_edge
 
     server = build_server(settings, client, keyring)
-    task = asyncio.create_task(server.serve())
+    reloader = TokenReloader(server_edge(server), _reload_from(config), config.files if config else ())
+
+    async def serve() -> None:
+        async with reloader.running():
+            await server.serve()
+
+    task = asyncio.create_task(serve())
     for _ in range(200):
         if server.started:
             return _Api(server, task)
@@ -206,12 +221,23 @@ def _banner(
     return "\n".join(lines)
 
 
+def _reload_from(config: Loaded | None) -> Callable[[], Loaded]:
+    def reload() -> Loaded:
+        if config is None:
+            raise ConfigError("no settings source to reload from")
+        return config.again()
+
+    return reload
+
+
 def main(args: argparse.Namespace) -> int:
-    settings = Settings.load(config_file=args.config)
+    loaded = load_settings(config_file=args.config)
+    settings = loaded.settings
+    refuse_open_bind(settings.api.host, settings.api.tokens, args.insecure)
     ui_port = settings.dev.ui_port if args.ui_port is None else args.ui_port
     metrics_bind = settings.worker.metrics_bind if args.metrics_bind is None else args.metrics_bind
     try:
-        asyncio.run(run_dev(settings, ui_port, metrics_bind, args.no_sticky))
+        asyncio.run(run_dev(settings, ui_port, metrics_bind, args.no_sticky, loaded))
     except KeyboardInterrupt:
         pass
     return 0

@@ -48,6 +48,8 @@ SAFE_FIELDS = frozenset(
         "temporal",
         "worker",
         "health",
+        "token_label",
+        "labels",
     }
 )
 

@@ -12,20 +12,44 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from swoosh.api.client import SwooshClient
 from swoosh.api.client.errors import Rejected, SwooshApiError
+from swoosh.workflows.errors import ConfigError
 
 DEFAULT_API = "http://127.0.0.1:8080"
-TOKEN_ENV = "SWOOSH_API_TOKEN"
+# The bearer token never comes from argv (visible to every user in `ps`): from the environment or a file.
+TOKEN_ENV = "SWOOSH_TOKEN"
+TOKEN_FILE_ENV = "SWOOSH_TOKEN_FILE"
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", default=os.environ.get("SWOOSH_API_URL", DEFAULT_API), help="API base URL")
     parser.add_argument("--project", default=os.environ.get("SWOOSH_DEFAULT_PROJECT", "default"), help="project id")
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"bearer token (default ${TOKEN_ENV})")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help=f"file holding the bearer token (default ${TOKEN_FILE_ENV}; else the token in ${TOKEN_ENV})",
+    )
+
+
+def bearer_token(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | None:
+    """The CLI's bearer token: --token-file, else $SWOOSH_TOKEN_FILE, else $SWOOSH_TOKEN, else none."""
+    env = os.environ if environ is None else environ
+    path = args.token_file or (Path(env[TOKEN_FILE_ENV]) if env.get(TOKEN_FILE_ENV) else None)
+    if path is None:
+        return env.get(TOKEN_ENV) or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the token file {path}: {getattr(err, 'strerror', None) or err}") from None
+    if not token:
+        raise ConfigError(f"the token file {path} is empty")
+    return token
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     if inputs is None:
         return 2
     try:
-        with SwooshClient(args.api, args.project, key=args.key, token=args.token) as client:
+        with SwooshClient(args.api, args.project, key=args.key, token=bearer_token(args)) as client:
             if args.dry_run:
                 verdict = client.dry_run(
                     args.transition, inputs, window_id=args.window_id, evidence=args.evidence, idem_key=args.idem_key

@@ -1,24 +1,28 @@
 """SWOOSH's one typed settings object: defaults, then an optional TOML file, then `SWOOSH_*` variables.
 
-`Settings.load()` reads the TOML file named by `SWOOSH_CONFIG` (if set), overlays every `SWOOSH_*`
-variable listed by `env_variables()`, validates the result and raises `ConfigError` naming the
-offending variable or key. Every duration is an integer number of milliseconds (no floats reach the
-guards). `docs/providers.md` documents every variable.
+`Settings.load()` reads the TOML file named by `SWOOSH_CONFIG` (if set; it may be age-encrypted, see
+`config_files.py`), overlays every `SWOOSH_*` variable listed by `env_variables()`, validates the
+result and raises `ConfigError` naming the offending variable or key. Every secret setting also has a
+`_FILE` form (`SWOOSH_API_TOKENS_FILE`, TOML `tokens_file`) naming a file that holds its value.
+Every duration is an integer number of milliseconds (no floats reach the guards). `docs/providers.md`
+documents every variable.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSettings, ShhhSettings
 from swoosh.activities.decisions import RecordsSettings
+from swoosh.api.server.tokens import ApiToken, tokens_field
+from swoosh.worker.config_files import read_config, read_secret_file
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN
@@ -34,11 +38,11 @@ class _Section(BaseModel):
 
 
 class ApiSettings(_Section):
-    """The HTTP API: bind address, bearer tokens (none = no auth) and the legacy default project."""
+    """The HTTP API: bind address, scoped bearer tokens (none = no auth) and the legacy default project."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    tokens: tuple[SecretStr, ...] = ()
+    tokens: tuple[ApiToken, ...] = ()
     # pydantic's (Rust) regex: $ is the end of the text
     default_project: str = Field(default="default", pattern=f"^{PROJECT_ID_PATTERN}$")
 
@@ -48,9 +52,18 @@ class ApiSettings(_Section):
     max_waiting: int = Field(default=64, ge=0, le=10_000)
     max_wait_ms: int = Field(default=10_000, ge=0, le=600_000)
 
-    def token_values(self) -> frozenset[str]:
-        """The plaintext tokens, for comparison only (never log them)."""
-        return frozenset(t.get_secret_value() for t in self.tokens)
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _legacy_tokens(cls, value: Any) -> Any:
+        return tokens_field(value)
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_labels(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        labels = [t.label for t in value]
+        if len(labels) != len(set(labels)):
+            raise ValueError("token labels must be unique")
+        return value
 
 
 class WorkerSettings(_Section):
@@ -136,28 +149,79 @@ class Settings(_Section):
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
         """Defaults ← TOML file (`config_file`, else $SWOOSH_CONFIG) ← `SWOOSH_*` variables; ConfigError if invalid."""
-        env = os.environ if environ is None else environ
-        data: dict[str, Any] = {}
-        sources: dict[tuple[str, ...], str] = {}
-        source = config_file if config_file is not None else env.get(CONFIG_ENV) or None
-        if source is not None:
-            data = _read_toml(Path(source))
-            _note_sources(data, (), f"{source}: ", sources)
-        for var in env_variables():
-            if var.name in env:
-                value = _parse_env(var, env[var.name])
-                target = data
-                for part in var.path[:-1]:
-                    node = target.setdefault(part, {})
-                    if not isinstance(node, dict):
-                        raise ConfigError(f"{var.name}: [{part}] in the config file is not a table")
-                    target = node
-                target[var.path[-1]] = value
-                sources[var.path] = var.name
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise ConfigError(_explain(err, sources)) from None
+        return load_settings(environ, config_file).settings
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Settings and every file they were read from (what a reload watches)."""
+
+    settings: Settings
+    files: tuple[Path, ...]
+    config_file: str | Path | None = None  # as given to `load_settings` (None: $SWOOSH_CONFIG at each load)
+
+    def again(self) -> Loaded:
+        """Load the settings the same way once more (files re-read; the environment as it is now)."""
+        return load_settings(config_file=self.config_file)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Loaded:
+    """`Settings.load`, also naming the files read: the config file, `_FILE` secrets, token secret files."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    files: list[Path] = []
+    source = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+    variables = env_variables()
+    if source is not None:
+        data = read_config(Path(source), env)
+        files.append(Path(source))
+        _note_sources(data, (), f"{source}: ", sources)
+        _read_toml_secret_files(data, variables, str(source), sources, files)
+    for var in variables:
+        if var.name not in env:
+            continue
+        if var.file:
+            if var.name.removesuffix(FILE_SUFFIX) in env:
+                raise ConfigError(f"{var.name}: give one of {var.name.removesuffix(FILE_SUFFIX)} and {var.name}")
+            path = Path(env[var.name])
+            value = _parse_env(var, read_secret_file(path, var.name))
+            files.append(path)
+        else:
+            value = _parse_env(var, env[var.name])
+        target = data
+        for part in var.path[:-1]:
+            node = target.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{var.name}: [{part}] in the config file is not a table")
+            target = node
+        target[var.path[-1]] = value
+        sources[var.path] = var.name
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, sources)) from None
+    files += [t.secret_file for t in settings.api.tokens if t.secret_file is not None]
+    return Loaded(settings, tuple(dict.fromkeys(files)), config_file)
+
+
+def _read_toml_secret_files(
+    data: dict[str, Any], variables: list[EnvVar], source: str, sources: dict[tuple[str, ...], str], files: list[Path]
+) -> None:
+    """`[section] <secret>_file = "path"`: the file's content is the secret's value, parsed like its variable."""
+    for var in variables:
+        if not var.file:
+            continue
+        section_name, key = var.path
+        section = data.get(section_name)
+        if not isinstance(section, dict) or f"{key}_file" not in section:
+            continue
+        if key in section:
+            raise ConfigError(f"{source}: give one of {key} and {key}_file in [{section_name}]")
+        path = Path(str(section.pop(f"{key}_file")))
+        section[key] = _parse_env(var, read_secret_file(path, f"{source}: {section_name}.{key}_file"))
+        files.append(path)
+        sources[var.path] = f"{source}: {section_name}.{key}_file"
 
 
 def absolute(path: Path) -> Path:
@@ -174,6 +238,7 @@ class EnvVar(BaseModel):
     path: tuple[str, ...]
     kind: Literal["scalar", "csv", "pairs", "json"]
     default: str
+    file: bool = False  # the `_FILE` form of a secret: the variable names a file holding the value
 
 
 _ALIASES = {("api", "default_project"): "SWOOSH_DEFAULT_PROJECT"}
@@ -184,6 +249,9 @@ _KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
     ("mcp", "tools"): "pairs",
     ("shhh", "rules"): "json",
 }
+# Secret settings: SecretStr, never echoed in errors, and each also settable from a file: the variable
+# `<VAR>_FILE` (or the TOML key `<key>_file`) names a file whose content is the value (sections that
+# declare their own `<key>_file` field, read at use, keep it).
 _SECRET = {
     ("api", "tokens"),
     ("kaching", "token"),
@@ -192,6 +260,7 @@ _SECRET = {
     ("temporal", "api_key"),
     ("temporal", "grpc_meta"),
 }
+FILE_SUFFIX = "_FILE"
 
 
 def env_variables() -> list[EnvVar]:
@@ -205,7 +274,10 @@ def env_variables() -> list[EnvVar]:
             for sub in annotation.model_fields:
                 path = (name, sub)
                 env = _ALIASES.get(path, f"{ENV_PREFIX}{name.upper()}_{sub.upper()}")
-                out.append(EnvVar(name=env, path=path, kind=_KINDS.get(path, "scalar"), default=_show(section, sub)))
+                kind = _KINDS.get(path, "scalar")
+                out.append(EnvVar(name=env, path=path, kind=kind, default=_show(section, sub)))
+                if path in _SECRET and f"{sub}_file" not in annotation.model_fields:
+                    out.append(EnvVar(name=env + FILE_SUFFIX, path=path, kind=kind, default="", file=True))
         else:
             out.append(
                 EnvVar(name=f"{ENV_PREFIX}{name.upper()}", path=(name,), kind="scalar", default=_show(defaults, name))
@@ -235,7 +307,7 @@ def _parse_env(var: EnvVar, raw: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as err:
             raise ConfigError(f"{var.name}: not valid JSON ({err.msg} at position {err.pos})") from None
-    items = [part.strip() for part in text.split(",") if part.strip()]
+    items = [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
     if var.kind == "csv":
         return items
     pairs: dict[str, str] = {}
@@ -246,16 +318,6 @@ def _parse_env(var: EnvVar, raw: str) -> Any:
             raise ConfigError(f"{var.name}: expected name=value pairs separated by commas, got {shown}")
         pairs[key.strip()] = value.strip()
     return pairs
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
 
 
 def _note_sources(data: dict[str, Any], prefix: tuple[str, ...], label: str, out: dict[tuple[str, ...], str]) -> None:

@@ -8,7 +8,7 @@ import sys
 
 from swoosh.api.client import SwooshClient
 from swoosh.api.client.errors import SwooshApiError
-from swoosh.worker.propose import add_common
+from swoosh.worker.propose import add_common, bearer_token
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        with SwooshClient(args.api, args.project, token=args.token) as client:
+        with SwooshClient(args.api, args.project, token=bearer_token(args)) as client:
             view = client.health() if args.health else client.state(args.projection, at=args.at)
     except SwooshApiError as err:
         if err.body is not None:

@@ -21,6 +21,7 @@ from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPage
 from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.routes import router
+from swoosh.api.server.tokens import ApiToken, TokenSet
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id
 from swoosh.workflows.keyring import Keyring
@@ -40,7 +41,7 @@ def create_app(
     task_queue: str,
     keyring: Keyring | None,
     default_project: str = "default",
-    tokens: Iterable[str | SecretStr] = (),
+    tokens: TokenSet | Iterable[ApiToken | str | SecretStr] = (),
     decision_store: DecisionPages | None = None,
     admission: Admission | None = None,
     metrics: ApiMetrics | None = None,
@@ -57,7 +58,9 @@ def create_app(
     Args:
         client: a connected Temporal client, or an async function returning one (connected lazily,
             retried on the next request while Temporal is unreachable).
-        tokens: accepted bearer tokens; empty = no authentication. Several at once allow rotation.
+        tokens: accepted bearer tokens (`ApiToken` entries with label, scopes and projects, or plain
+            secrets with every scope); empty = no authentication. Several at once allow rotation;
+            `app.state.edge.replace_tokens(...)` swaps them while serving.
         decision_store: the configured decision-record store (JSONL, PostgreSQL or BUBBLE), read for
             the records a project's workflow no longer holds; closed with the app. None = a page that
             needs such records is a 503 `records_unavailable`.

@@ -4,7 +4,7 @@ Transitions are the hot path: every one is a request. FastAPI's routing, depende
 middleware layers cost more CPU per request here than all of SWOOSH's own API work (about 0.35 ms
 of the API's 2.7 ms, measured under `make bench`). The routes stay declared (they define the
 OpenAPI operations and serve requests under a root path); a request they would match is answered
-by `FastTransitions` instead, with the routes' own bearer check, body limit, handler and error
+by `FastTransitions` instead, with the routes' own bearer and scope checks, body limit, handler and error
 answers (`http.HttpEdge`, `routes.answer_transition`).
 """
 
@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from swoosh.api.server.gateway import Gateway
-from swoosh.api.server.http import HttpEdge
-from swoosh.api.server.problems import HttpProblem
+from swoosh.api.server.http import HttpEdge, forbidden_reason
+from swoosh.api.server.problems import ForbiddenProblem, HttpProblem
 from swoosh.api.server.routes import answer_transition
 
 TransitionEndpoint = Callable[[Scope, Receive, Send, str | None], Awaitable[None]]
@@ -58,7 +58,9 @@ class FastTransitions:
         request = Request(scope, receive)
         response: Response
         try:
-            await self.edge.authorize(request)
+            principal = await self.edge.authorize(request)
+            if path_project is not None and not principal.may("propose", path_project):
+                raise ForbiddenProblem(forbidden_reason(principal, "propose", path_project))
             response = await answer_transition(request, path_project, self.edge, self.gateway)
         except HttpProblem as exc:
             response = await self.edge.render_problem(request, exc)

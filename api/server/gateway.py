@@ -20,6 +20,7 @@ from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.problems import (
+    ForbiddenProblem,
     HttpProblem,
     NotFoundProblem,
     OverloadedProblem,
@@ -29,6 +30,7 @@ from swoosh.api.server.problems import (
     UnavailableProblem,
     translate,
 )
+from swoosh.api.server.tokens import ANONYMOUS, Principal, required_scope
 from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.document import projection_sections
@@ -272,9 +274,19 @@ class Gateway:
 
     # ------------------------------------------------------------------ transitions
     async def transition(
-        self, raw: bytes, headers: Mapping[str, str], path_project: str | None, started: float, *, dry: bool = False
+        self,
+        raw: bytes,
+        headers: Mapping[str, str],
+        path_project: str | None,
+        started: float,
+        principal: Principal = ANONYMOUS,
+        *,
+        dry: bool = False,
     ) -> TransitionOutcome:
-        """A proposal as sent: 202/400 as the workflow answers; with `dry`, 200 with what it would answer."""
+        """A proposal as sent: 202/400 as the workflow answers; with `dry`, 200 with what it would answer.
+
+        `principal` is the caller's authenticated token: it must hold the scopes the proposal needs.
+        """
         header_fields = {name: headers[h] for h, name in HEADER_FIELDS.items() if h in headers}
         body, problem = decode_body(raw)
         # The project: the path; else the body's project_id, X-Project-Id, the default project.
@@ -287,6 +299,13 @@ class Gateway:
             addressed = header_project or project_id
         if not is_project_id(project_id):
             return self._reject(None, body, header_fields, RejectionBody.schema_error(PROJECT_ID_RULE, None))
+        transition = body.get("transition") if body else None
+        for scope in ("propose", required_scope(transition)):
+            if not principal.may(scope, project_id):
+                raise ForbiddenProblem(
+                    f"token {principal.label} does not hold the {scope} scope on project {project_id}"
+                    + (f" (needed for {transition})" if scope == "admin" else "")
+                )
         request: ProposalRequest | None = None
         if body is not None:
             request = ProposalRequest(body=body, header_fields=header_fields, project_id=addressed)
@@ -298,7 +317,7 @@ class Gateway:
             rejection = await self.schema_rejection(project_id, problem or "schema")
             if dry:
                 return TransitionOutcome(200, DryRunAnswer.would_reject(rejection))
-            return self._reject(project_id, body, header_fields, rejection)
+            return self._reject(project_id, body, header_fields, rejection, principal)
         transition = body.get("transition") if body else None
         if dry:
             return await self._dry_run(project_id, request, transition if isinstance(transition, str) else None)
@@ -308,8 +327,8 @@ class Gateway:
         answer = await self._propose(project_id, request, transition if isinstance(transition, str) else None)
         self.metrics.answered(project_id, answer, started)
         if isinstance(answer, Rejected):
-            return self._reject(project_id, body, header_fields, RejectionBody.of_answer(answer))
-        jsonlog.accepted(answer, _str(body, header_fields, "window_id"))
+            return self._reject(project_id, body, header_fields, RejectionBody.of_answer(answer), principal)
+        jsonlog.accepted(answer, _str(body, header_fields, "window_id"), principal.label)
         return TransitionOutcome(202, answer)
 
     async def _propose(self, project_id: str, request: ProposalRequest, transition: str | None) -> Accepted | Rejected:
@@ -340,6 +359,7 @@ class Gateway:
         body: dict[str, Any] | None,
         header_fields: dict[str, str],
         rejection: RejectionBody,
+        principal: Principal = ANONYMOUS,
     ) -> TransitionOutcome:
         transition = body.get("transition") if body else None
         jsonlog.rejected(
@@ -347,6 +367,7 @@ class Gateway:
             transition if isinstance(transition, str) else None,
             _str(body, header_fields, "idem_key"),
             rejection,
+            principal.label,
         )
         return TransitionOutcome(400, rejection)
 

@@ -6,8 +6,7 @@ fast transition path (`fastpath.py`), so both answer alike.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,29 +19,36 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swoosh.api.models import HealthDown, Problem
 from swoosh.api.server import jsonlog
 from swoosh.api.server.gateway import Gateway
-from swoosh.api.server.problems import HttpProblem, PayloadTooLargeProblem, UnauthorizedProblem, UnavailableProblem
+from swoosh.api.server.problems import (
+    ForbiddenProblem,
+    HttpProblem,
+    PayloadTooLargeProblem,
+    UnauthorizedProblem,
+    UnavailableProblem,
+)
+from swoosh.api.server.tokens import ApiToken, Principal, Scope, TokenSet
 
 MAX_BODY_BYTES = 1024 * 1024
 
-BEARER = HTTPBearer(auto_error=False, description="one of SWOOSH_API_TOKENS (only when tokens are configured)")
+BEARER = HTTPBearer(auto_error=False, description="an API token (settings api.tokens; only when tokens are configured)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 
 
 class HttpEdge:
-    """Bearer tokens, the body limit and the rendering of every failure as the contract's JSON."""
+    """Bearer tokens and their scopes, the body limit and the rendering of every failure as the contract's JSON."""
 
     def __init__(
-        self, gateway: Gateway, tokens: Iterable[str | SecretStr] = (), max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        gateway: Gateway,
+        tokens: TokenSet | Iterable[ApiToken | str | SecretStr] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
-        secrets = tuple(t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in tokens)
-        if any(not t for t in secrets):
-            raise ValueError("an API token must not be empty")
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
-        self._tokens = tuple(t.encode() for t in secrets)
+        self.tokens = tokens if isinstance(tokens, TokenSet) else TokenSet.of(tokens)
 
     def install(self, app: FastAPI) -> None:
-        """Make this the app's edge: its exception handlers, and the one `require_token` finds."""
+        """Make this the app's edge: its exception handlers, and the one `require` finds."""
         app.state.edge = self
         app.exception_handler(HttpProblem)(self.render_problem)
         app.exception_handler(RequestValidationError)(self.render_invalid)
@@ -50,24 +56,25 @@ class HttpEdge:
         app.exception_handler(Exception)(self.render_bug)
 
     # ------------------------------------------------------------------ requests
-    def check_token(self, token: str | None) -> None:
-        """`token`: the credentials of an `Authorization: Bearer …` header, None without one."""
-        if not self._tokens:
-            return
-        if token is None:
-            raise UnauthorizedProblem("a bearer token is required")
-        given = token.encode()
-        # Compare with every token (no early exit) so timing says nothing about which one matched.
-        ok = False
-        for secret in self._tokens:
-            ok |= hmac.compare_digest(given, secret)
-        if not ok:
-            raise UnauthorizedProblem("the bearer token is not valid")
+    def replace_tokens(self, tokens: TokenSet) -> None:
+        """Accept `tokens` from now on (a reload); requests already authenticated keep their principal."""
+        self.tokens = tokens
 
-    async def authorize(self, request: Request) -> None:
+    def check_token(self, token: str | None) -> Principal:
+        """`token`: the credentials of an `Authorization: Bearer …` header, None without one."""
+        principal = self.tokens.authenticate(token)
+        if principal is None:
+            raise UnauthorizedProblem(
+                "a bearer token is required" if token is None else "the bearer token is not valid"
+            )
+        return principal
+
+    async def authorize(self, request: Request) -> Principal:
         """The bearer check outside FastAPI's routing, reading the header with the routes' own scheme."""
         credentials = await BEARER(request)
-        self.check_token(credentials.credentials if credentials is not None else None)
+        principal = self.check_token(credentials.credentials if credentials is not None else None)
+        request.state.principal = principal
+        return principal
 
     async def read_body(self, request: Request) -> bytes:
         """The body, refused with 413 as soon as it is known to be over the limit."""
@@ -86,7 +93,16 @@ class HttpEdge:
     async def render_problem(self, request: Request, exc: HttpProblem) -> JSONResponse:
         """401/404/413/429/503/500 as a `Problem` (a health path's 503 as `HealthDown`), logged."""
         project = request.path_params.get("project_id")
-        jsonlog.problem(project, request.method, request.url.path, exc.status, exc.error, exc.reason, exc.retry_after)
+        jsonlog.problem(
+            project,
+            request.method,
+            request.url.path,
+            exc.status,
+            exc.error,
+            exc.reason,
+            exc.retry_after,
+            token=principal_label(request),
+        )
         if request.url.path.endswith("/health") and isinstance(exc, UnavailableProblem):
             body: dict[str, Any] = HealthDown(reason=exc.reason).model_dump()
         else:
@@ -131,6 +147,38 @@ def edge_of(request: Request) -> HttpEdge:
     return edge
 
 
-async def require_token(request: Request, credentials: Credentials) -> None:
-    """The routes' bearer check (a dependency: it also declares the security scheme in OpenAPI)."""
-    edge_of(request).check_token(credentials.credentials if credentials is not None else None)
+def principal_label(request: Request) -> str | None:
+    """The label of the request's token (what logs show of it), None before authentication."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal.label if principal is not None else None
+
+
+def principal_of(request: Request) -> Principal:
+    """The principal `require` (or the fast path) authenticated for this request."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a route declared without `require`: a bug, never open by accident
+        raise UnauthorizedProblem("this route did not authenticate its caller")
+    return principal
+
+
+def require(scope: Scope, *, project_param: str | None = "project_id") -> Callable[..., Awaitable[Principal]]:
+    """A route dependency: a valid bearer token holding `scope` (on the path's project, when it has one).
+
+    Routes whose project is not in the path (legacy `/transition`, `/state`) check the project
+    themselves with `Principal.may` once they know it.
+    """
+
+    async def dependency(request: Request, credentials: Credentials) -> Principal:
+        principal = edge_of(request).check_token(credentials.credentials if credentials is not None else None)
+        request.state.principal = principal
+        project = request.path_params.get(project_param) if project_param else None
+        if not principal.may(scope, project):
+            raise ForbiddenProblem(forbidden_reason(principal, scope, project))
+        return principal
+
+    return dependency
+
+
+def forbidden_reason(principal: Principal, scope: Scope, project_id: str | None) -> str:
+    where = f" on project {project_id}" if project_id is not None else ""
+    return f"token {principal.label} does not hold the {scope} scope{where}"

@@ -2,7 +2,8 @@
 
 Each is a stdlib log record whose fields ride in `extra={"swoosh": {...}}`; the process's JSON
 formatter (`swoosh.worker.logs`) writes only whitelisted fields, so tokens, signatures, private keys
-and Authorization headers cannot reach the log by accident. Messages are built from those fields,
+and Authorization headers cannot reach the log by accident; a request's token appears only as its
+label (`token_label`). Messages are built from those fields,
 never from request bodies or headers.
 """
 
@@ -21,7 +22,7 @@ def _emit(level: int, msg: str, **fields: Any) -> None:
     log.log(level, msg, extra={"swoosh": fields})
 
 
-def accepted(answer: Accepted, window_id: str | None) -> None:
+def accepted(answer: Accepted, window_id: str | None, token: str | None = None) -> None:
     _emit(
         logging.INFO,
         f"{'duplicate' if answer.duplicate else 'accepted'} {answer.transition} at index {answer.index}",
@@ -35,10 +36,13 @@ def accepted(answer: Accepted, window_id: str | None) -> None:
         state_post_hash=answer.state_post_hash,
         index=answer.index,
         duplicate=answer.duplicate,
+        token_label=token,
     )
 
 
-def rejected(project_id: str | None, transition: str | None, idem_key: str | None, answer: Rejected) -> None:
+def rejected(
+    project_id: str | None, transition: str | None, idem_key: str | None, answer: Rejected, token: str | None = None
+) -> None:
     _emit(
         logging.INFO,
         f"rejected {transition or '?'}: {answer.error}",
@@ -50,6 +54,7 @@ def rejected(project_id: str | None, transition: str | None, idem_key: str | Non
         failing_guard=answer.failing_guard,
         reason=answer.reason,
         head_hash=answer.head_hash,
+        token_label=token,
     )
 
 
@@ -68,7 +73,14 @@ def dry_run(project_id: str, transition: str | None, answer: DryRunAnswer) -> No
 
 
 def problem(
-    project_id: str | None, method: str, path: str, status: int, error: str, reason: str, retry_after: int | None
+    project_id: str | None,
+    method: str,
+    path: str,
+    status: int,
+    error: str,
+    reason: str,
+    retry_after: int | None,
+    token: str | None = None,
 ) -> None:
     _emit(
         logging.WARNING if status >= 500 else logging.INFO,
@@ -81,6 +93,7 @@ def problem(
         error=error,
         reason=reason,
         retry_after=retry_after,
+        token_label=token,
     )
 
 

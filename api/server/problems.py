@@ -1,7 +1,7 @@
 """HTTP-level failures of the API and the translation of Temporal client errors into them.
 
 Contract rejections (400) are answers, not errors, and never pass through here. Everything else a
-route can fail with is an `HttpProblem`: 401, 404, 413, 429, 503 (and 500 for a bug). Temporal's
+route can fail with is an `HttpProblem`: 401, 403, 404, 413, 429, 503 (and 500 for a bug). Temporal's
 exceptions are mapped at this one boundary so no route sees an `RPCError`.
 """
 
@@ -46,6 +46,10 @@ class HttpProblem(Exception):
 
 class UnauthorizedProblem(HttpProblem):
     status, error = 401, "unauthorized"
+
+
+class ForbiddenProblem(HttpProblem):
+    status, error = 403, "forbidden"
 
 
 class NotFoundProblem(HttpProblem):

@@ -23,14 +23,19 @@ from swoosh.api.models import (
     RejectionBody,
 )
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
-from swoosh.api.server.http import HttpEdge, edge_of, require_token
+from swoosh.api.server.http import HttpEdge, edge_of, forbidden_reason, principal_of, require
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
+from swoosh.api.server.problems import ForbiddenProblem
 from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.messages import HealthView, StateView
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or bad bearer token (when tokens are configured)"},
+    403: {
+        "model": Problem,
+        "description": "the token lacks the route's scope, or the project is not among its projects",
+    },
     404: {"model": Problem, "description": "unknown project"},
     429: {"model": Problem, "description": "the project's admission queue is full; see Retry-After"},
     503: {"model": Problem, "description": "Temporal cannot be reached; see Retry-After"},
@@ -73,7 +78,10 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-AUTH = [Depends(require_token)]
+# The scope each route needs (docs/api.md "Scopes"); routes without one are open.
+READ = [Depends(require("read"))]
+PROPOSE = [Depends(require("propose"))]
+ADMIN = [Depends(require("admin"))]
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 Projection = Annotated[str | None, Query(description="comma-separated section names, case-insensitive")]
 At = Annotated[
@@ -139,14 +147,14 @@ async def answer_transition(
     if dry is None:
         return answer(await gateway.schema_rejection(path_project, DRY_RUN_INVALID))  # as the routes' own check
     raw = await edge.read_body(request)
-    outcome = await gateway.transition(raw, request.headers, path_project, started, dry=dry)
+    outcome = await gateway.transition(raw, request.headers, path_project, started, principal_of(request), dry=dry)
     return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
 
 
 # ---------------------------------------------------------------------- legacy paths
 @router.post(
     "/transition",
-    dependencies=AUTH,
+    dependencies=PROPOSE,
     status_code=202,
     responses=_TRANSITION_RESPONSES,
     openapi_extra=_ENVELOPE_BODY,
@@ -166,8 +174,9 @@ async def post_transition(
     return await answer_transition(request, None, edge_of(request), gateway)
 
 
-@router.get("/state", dependencies=AUTH, response_model=StateView, responses=_READ_RESPONSES, tags=["legacy"])
+@router.get("/state", dependencies=READ, response_model=StateView, responses=_READ_RESPONSES, tags=["legacy"])
 async def get_state(
+    request: Request,
     gateway: GatewayDep,
     project_id: str | None = None,
     projection: Projection = None,
@@ -175,6 +184,9 @@ async def get_state(
     x_project_id: XProjectId = None,
 ) -> JSONResponse:
     pid = legacy_project(gateway, project_id, x_project_id)
+    principal = principal_of(request)
+    if not principal.may("read", pid):
+        raise ForbiddenProblem(forbidden_reason(principal, "read", pid))
     return answer(check_project(pid) or await gateway.state(pid, projection, at))
 
 
@@ -189,7 +201,7 @@ async def get_health(
 # ---------------------------------------------------------------------- /v1
 @router.put(
     "/v1/projects/{project_id}",
-    dependencies=AUTH,
+    dependencies=ADMIN,
     response_model=ProjectCreated,
     status_code=201,
     responses={200: {"model": ProjectCreated, "description": "the project already exists"}, **_READ_RESPONSES},
@@ -207,7 +219,7 @@ async def put_project(project_id: str, gateway: GatewayDep) -> JSONResponse:
 
 @router.post(
     "/v1/projects/{project_id}/transition",
-    dependencies=AUTH,
+    dependencies=PROPOSE,
     status_code=202,
     responses=_TRANSITION_RESPONSES,
     openapi_extra=_ENVELOPE_BODY,
@@ -229,7 +241,7 @@ async def post_project_transition(
 
 @router.get(
     "/v1/projects/{project_id}/state",
-    dependencies=AUTH,
+    dependencies=READ,
     response_model=StateView,
     responses=_READ_RESPONSES,
     tags=["projects"],
@@ -249,7 +261,7 @@ async def get_project_health(project_id: str, gateway: GatewayDep) -> JSONRespon
 
 @router.get(
     "/v1/projects/{project_id}/decisions",
-    dependencies=AUTH,
+    dependencies=READ,
     response_model=DecisionsAnswer,
     responses=_DECISIONS_RESPONSES,
     tags=["projects"],

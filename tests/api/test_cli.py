@@ -81,12 +81,14 @@ def test_cli_api_serves_and_stops_gracefully(stack: Stack, tmp_path: Path) -> No
     port = _free_port()
     token = "cli-token-" + uuid.uuid4().hex
     project = f"t-default-{uuid.uuid4().hex[:8]}"
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text(f"{token}\nother-{token}\n")
     env = {
         **os.environ,
         "SWOOSH_TEMPORAL_ADDRESS": stack.target,
         "SWOOSH_TEMPORAL_TASK_QUEUE": stack.task_queue,
         "SWOOSH_API_PORT": str(port),
-        "SWOOSH_API_TOKENS": f"{token},other-{token}",
+        "SWOOSH_API_TOKENS_FILE": str(tokens_file),
         "SWOOSH_KEYRING": str(keyring),
         "SWOOSH_DATA_DIR": str(tmp_path / "data"),
         "SWOOSH_DEFAULT_PROJECT": project,
@@ -114,12 +116,27 @@ def test_cli_api_serves_and_stops_gracefully(stack: Stack, tmp_path: Path) -> No
         assert httpx.get(f"{url}/state").status_code == 401
         state = httpx.get(f"{url}/state", headers={"Authorization": f"Bearer other-{token}"})
         assert state.status_code == 200 and state.json()["project_id"] == project
+        # Tokens reload without a restart: when their file changes, and on SIGHUP.
+        tokens_file.write_text(f"new-{token}\n")
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{url}/state", headers={"Authorization": f"Bearer new-{token}"}).status_code != 200:
+            assert time.monotonic() < deadline, "the changed token file was not reloaded"
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/state", headers={"Authorization": f"Bearer other-{token}"}).status_code == 401
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert any(x.get("event") == "api_start" for x in lines) and any(x.get("event") == "api_stop" for x in lines)
+    reloads = [x for x in lines if x.get("event") == "tokens_reloaded"]
+    assert [("changed" in x["msg"], "SIGHUP" in x["msg"], x["labels"]) for x in reloads] == [
+        (True, False, "token-1"),
+        (False, True, "token-1"),
+    ]
     assert token not in (out + err).decode()
 
 

@@ -79,7 +79,7 @@ def test_settings_env_overrides_scalars_lists_and_pairs() -> None:
         }
     )
     assert s.api.port == 9090
-    assert s.api.token_values() == frozenset({"alpha", "beta"})
+    assert [(t.label, t.resolved_secret()) for t in s.api.tokens] == [("token-1", "alpha"), ("token-2", "beta")]
     assert s.api.default_project == "legacy"
     assert s.keyring == Path("/etc/swoosh/keyring.json")
     assert s.kaching.license_file == Path("/var/lib/swoosh/license.json")
