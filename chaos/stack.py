@@ -247,7 +247,9 @@ class Stack:
     def _api_proc(self, i: int = 0) -> Proc:
         role = f"api-{i}"
         name = "api" if self.n_apis == 1 else role
-        cmd = [sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"]
+        # On a host of its own (`make cluster`: a private network namespace the harness made) the API
+        # binds that host's address; the harness's callers send no token, so say so explicitly.
+        cmd = [sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning", "--insecure"]
         return self._on(role, Proc(name, cmd, self.child_env(role), self.logs_dir / f"{name}.log"))
 
     def _sim_proc(self) -> Proc:
