@@ -148,7 +148,7 @@ def build_server(
         tokens=settings.api.tokens,
         decision_store=decision_store(settings.records, Path(settings.data_dir)),
         engine_config=settings.engine.config(),
-        lifecycle_settings=settings.engine.lifecycle(),
+        lifecycle_settings=settings.lifecycle(),
         admission=Admission(
             max_in_flight=api.max_in_flight, max_waiting=api.max_waiting, max_wait_s=api.max_wait_ms / 1000
         ),

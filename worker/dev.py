@@ -148,7 +148,7 @@ async def run_dev(
             project = settings.api.default_project
             await ensure_project(
                 client, project, keyring, settings.temporal.task_queue, settings.engine.config(),
-                settings.engine.lifecycle(),
+                settings.lifecycle(),
             )  # fmt: skip
             state = await read_state(client, project)
             api = await start_api(settings, client, keyring, config)

@@ -45,6 +45,15 @@ class ApiSettings(_Section):
     tokens: tuple[ApiToken, ...] = ()
     # pydantic's (Rust) regex: $ is the end of the text
     default_project: str = Field(default="default", pattern=f"^{PROJECT_ID_PATTERN}$")
+    # Where callers and the Temporal UI reach this API (behind a proxy, say); default http://host:port.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+
+    def url(self) -> str:
+        """The API's public URL: `public_url`, else http://host:port (loopback for a wildcard host)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     # Per project, per API replica: transitions in flight towards Temporal (which allows 10 Updates in
     # flight per workflow, whatever the number of replicas): keep replicas x max_in_flight <= 10.
@@ -129,6 +138,10 @@ class Settings(_Section):
     mcp: McpSettings = Field(default_factory=McpSettings)
     shhh: ShhhSettings = Field(default_factory=ShhhSettings)
     records: RecordsSettings = Field(default_factory=RecordsSettings)
+
+    def lifecycle(self) -> LifecycleSettings:
+        """What new projects start with: the engine's snapshot cadence and the API's public URL (UI links)."""
+        return self.engine.lifecycle().model_copy(update={"api_url": self.api.url()})
 
     @model_validator(mode="before")
     @classmethod

@@ -64,6 +64,9 @@ class LifecycleSettings(BaseModel):
     rejection_log: int = Field(default=100, ge=1, le=1000)
     guard_timeout_ms: int = Field(default=10_000, ge=100)
     deliver_timeout_ms: int = Field(default=30_000, ge=100)
+    # Where callers (and the Temporal UI) reach the SWOOSH API: the workflow's current details link to
+    # the project's live statechart there. Only text in the UI; None (projects started before it) = no link.
+    api_url: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 
 class RejectionLogEntry(BaseModel):

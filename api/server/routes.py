@@ -8,7 +8,7 @@ error answers are `http.py`'s. The two transition routes are usually answered by
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,8 +27,10 @@ from swoosh.api.server.http import HttpEdge, edge_of, forbidden_reason, principa
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
 from swoosh.api.server.problems import ForbiddenProblem
 from swoosh.workflows.answers import Accepted, DryRunAnswer
+from swoosh.workflows.diagram import mermaid_marked, svg
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.messages import HealthView, StateView
+from swoosh.workflows.statechart import default_statechart
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or bad bearer token (when tokens are configured)"},
@@ -99,6 +101,7 @@ DryRun = Annotated[
 ]
 
 router = APIRouter()
+CHART = default_statechart()
 
 
 # ---------------------------------------------------------------------- helpers
@@ -303,6 +306,39 @@ async def get_readyz(gateway: GatewayDep) -> JSONResponse:
         body = Probe(status="unready", reason=reason).model_dump()
         return JSONResponse(body, status_code=503, headers={**_NO_STORE, "Retry-After": str(READY_RETRY_AFTER_S)})
     return JSONResponse(Probe(status="ready").model_dump(exclude_none=True), headers=_NO_STORE)
+
+
+DiagramFormat = Annotated[
+    Literal["svg", "mermaid"], Query(description="svg (default): an SVG picture; mermaid: Mermaid stateDiagram-v2 text")
+]
+
+
+@router.get(
+    "/v1/projects/{project_id}/diagram",
+    dependencies=AUTH,
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/svg+xml": {}, "text/plain": {}},
+            "description": "the statechart, the project's states marked active (or held: remembered while paused, …)",
+        },
+        **_READ_RESPONSES,
+    },
+    tags=["projects"],
+    summary="The statechart with the project's active states marked (SVG, or Mermaid text)",
+)
+async def get_project_diagram(
+    project_id: str, gateway: GatewayDep, format: DiagramFormat = "svg", at: At = None
+) -> Response:
+    bad = check_project(project_id)
+    view = bad or await gateway.state(project_id, None, at)
+    if isinstance(view, RejectionBody):
+        return answer(view)
+    doc = view.projection
+    if format == "mermaid":
+        return Response(mermaid_marked(CHART, doc), media_type="text/plain; charset=utf-8")
+    title = f"{project_id} · index {view.index} · {view.phase['top']}" + ("" if at is None else " (a past state)")
+    return Response(svg(CHART, doc, title=title), media_type="image/svg+xml")
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")

@@ -35,11 +35,16 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/v1/projects/{project_id}/state",
         "/v1/projects/{project_id}/health",
         "/v1/projects/{project_id}/decisions",
+        "/v1/projects/{project_id}/diagram",
     }
     for path in ("/transition", "/v1/projects/{project_id}/transition"):
         responses = paths[path]["post"]["responses"]
-        assert {"202", "400", "401", "404", "413", "429", "503"} <= set(responses)
+        assert {"200", "202", "400", "401", "404", "413", "429", "503"} <= set(responses)
+        assert "dry_run" in {p["name"] for p in paths[path]["post"]["parameters"]}
         assert "requestBody" in paths[path]["post"]
+    assert "at" in {p["name"] for p in paths["/v1/projects/{project_id}/state"]["get"]["parameters"]}
+    diagram = paths["/v1/projects/{project_id}/diagram"]["get"]
+    assert {"image/svg+xml", "text/plain"} <= set(diagram["responses"]["200"]["content"])
     headers = {p["name"] for p in paths["/transition"]["post"]["parameters"]}
     assert {"Idempotency-Key", "X-HLC", "X-Window-Id", "X-Project-Id"} <= headers
 

@@ -66,8 +66,15 @@ async def ensure_project(
         ProjectLifecycle.run,
         inp,
         **_start_options(project_id, inp, task_queue),
-        static_details=f"Lifecycle of project `{project_id}`; statechart {default_statechart().schema_hash[:19]}…",
+        static_details=_static_details(project_id, inp.settings),
     )
+
+
+def _static_details(project_id: str, settings: LifecycleSettings) -> str:
+    text = f"Lifecycle of project `{project_id}`; statechart {default_statechart().schema_hash[:19]}…"
+    if settings.api_url:
+        text += f"\n\n[live statechart]({settings.api_url.rstrip('/')}/v1/projects/{project_id}/diagram)"
+    return text
 
 
 def _start_options(project_id: str, inp: LifecycleInput, task_queue: str) -> dict[str, Any]:

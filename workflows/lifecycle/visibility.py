@@ -33,12 +33,24 @@ def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:
     )
 
 
-def details(doc: dict[str, Any], head_hash: str, runs: int, snapshot_index: int, undelivered: int) -> str:
-    """The workflow's current details (markdown) for the Temporal UI."""
+def details(
+    doc: dict[str, Any], head_hash: str, runs: int, snapshot_index: int, undelivered: int, api_url: str | None = None
+) -> str:
+    """The workflow's current details (markdown) for the Temporal UI; with the API's URL, links to its pictures.
+
+    Only text for the UI (served by a built-in query, never written to history), so it may change freely.
+    """
     ph = phases(doc)
-    return (
+    text = (
         f"**{ph['top']}** · index {doc['meta']['index']} · head `{head_hash[:19]}…`\n\n"
         f"ingestion {ph['ingestion']} · council {ph['council']} · environment {ph['environment']} · "
         f"execution {ph['execution']} · licence {ph['license']}\n\n"
         f"run {runs} (snapshot at index {snapshot_index}) · undelivered records {undelivered}"
     )
+    if api_url:
+        project = f"{api_url.rstrip('/')}/v1/projects/{doc['meta']['project_id']}"
+        text += (
+            f"\n\n[statechart]({project}/diagram) · [as Mermaid]({project}/diagram?format=mermaid) · "
+            f"[state]({project}/state?projection=meta) · [decisions]({project}/decisions)"
+        )
+    return text

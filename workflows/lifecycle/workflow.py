@@ -394,7 +394,12 @@ class ProjectLifecycle:
     def describe(self) -> None:
         """The workflow's current details in the Temporal UI."""
         text = details(
-            self.engine.document, self.engine.head_hash, self.runs, self.snapshot_index, len(self.outbox.undelivered)
+            self.engine.document,
+            self.engine.head_hash,
+            self.runs,
+            self.snapshot_index,
+            len(self.outbox.undelivered),
+            self.settings.api_url,
         )
         workflow.set_current_details(text)
 
