@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from swoosh.activities.receipts import ReceiptSigner
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.messages import (
     ACTIVITY_DELIVER,
@@ -116,6 +117,14 @@ class DecisionStore(Protocol):
 
     async def setup(self) -> str:
         """Create what the store needs (idempotent); says what it did."""
+        ...
+
+    async def deliver_receipts(self, project_id: str, receipts: list[dict[str, Any]]) -> None:
+        """Store signed snapshot receipts (idempotent by `from_index`; a different one there is refused)."""
+        ...
+
+    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
+        """Every snapshot receipt of the project, by `from_index`."""
         ...
 
     async def aclose(self) -> None: ...
@@ -218,10 +227,38 @@ async def store_problem(store: DecisionStore) -> str | None:
     return None
 
 
+def receipt_conflict(project_id: str, held: dict[str, Any], offered: dict[str, Any]) -> ApplicationError:
+    """A store holds another receipt for the same interval start: never overwritten (like a forked chain)."""
+    return ApplicationError(
+        f"project {project_id}: the store holds a receipt from index {held.get('from_index')} with root "
+        f"{held.get('merkle_root')} to {held.get('to_index')}, the workflow offers {offered.get('merkle_root')} "
+        f"to {offered.get('to_index')}",
+        {"project_id": project_id, "index": held.get("from_index")},
+        type=SINK_FORK_ERROR_TYPE,
+        non_retryable=True,
+    )
+
+
+def same_receipt(held: dict[str, Any], offered: dict[str, Any]) -> bool:
+    """Equal interval and root: the same receipt (its signature may be another key's)."""
+    return all(held.get(k) == offered.get(k) for k in ("from_index", "to_index", "merkle_root"))
+
+
 class DeliveryActivities:
-    def __init__(self, sink: DecisionStore) -> None:
+    """The delivery activity: records first, then the snapshot receipts they complete, signed here."""
+
+    def __init__(self, sink: DecisionStore, signer: ReceiptSigner | None = None) -> None:
         self.sink = sink
+        self.signer = signer or ReceiptSigner(None)
 
     @activity.defn(name=ACTIVITY_DELIVER)
     async def deliver(self, request: DeliveryRequest) -> DeliveryResult:
-        return await self.sink.deliver(request.project_id, request.records)
+        result = await self.sink.deliver(request.project_id, request.records)
+        if request.receipts:
+            signed = self.signer.sign(request.receipts)
+            # A store written before receipts existed keeps none: they stay in the history (this result).
+            store_receipts = getattr(self.sink, "deliver_receipts", None)
+            if store_receipts is not None:
+                await store_receipts(request.project_id, signed)
+            result = result.model_copy(update={"receipts": signed})
+        return result

@@ -3,7 +3,10 @@
 The endpoint (documented in docs/production.md, served for tests by `swoosh.workflows.testing.bubble`):
 - `GET  {url}/projects/{id}/decisions?after_index=N&limit=M` → `{"records": [...]}`, index order, no holes;
 - `POST {url}/projects/{id}/decisions` `{"records": [...]}` → `{"delivered", "skipped", "last_index"}`, or
-  `409 {"error": "fork"|"gap", "index", "reason"}` when a record differs from one it holds or does not link.
+  `409 {"error": "fork"|"gap", "index", "reason"}` when a record differs from one it holds or does not link;
+- `GET  {url}/projects/{id}/receipts` → `{"receipts": [...]}` and `POST {url}/projects/{id}/receipts`
+  `{"receipts": [...]}` → 200, or `409 {"error": "fork", "index", "reason"}` for a different receipt at a
+  `from_index` it holds (signed snapshot receipts, docs/api.md). An endpoint without them (404) keeps none.
 
 A delivery first reads what the endpoint holds at the batch's indexes (and the one before), applies
 the chain rule itself (`plan_delivery`), then posts only the new records and checks the answer
@@ -19,7 +22,7 @@ from typing import Any
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from swoosh.activities.decisions import fork_error, gap_error, plan_delivery, result_of
+from swoosh.activities.decisions import fork_error, gap_error, plan_delivery, receipt_conflict, result_of
 from swoosh.workflows.messages import SINK_REFUSED_ERROR_TYPE, DeliveryResult
 
 MAX_PAGE = 1000
@@ -111,6 +114,38 @@ class BubbleStore:
                 non_retryable=True,
             )
         return result_of(records, fresh, skipped)
+
+    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
+        try:
+            resp = await self._client.get(f"/projects/{project_id}/receipts")
+        except httpx.HTTPError as err:
+            raise BubbleUnavailable(f"BUBBLE unreachable: {type(err).__name__}") from None
+        if resp.status_code == 404:
+            return []
+        if resp.status_code >= 400:
+            raise BubbleUnavailable(f"BUBBLE answered {resp.status_code} to a receipts read")
+        found = _json(resp).get("receipts")
+        if not isinstance(found, list):
+            return []
+        return sorted((r for r in found if isinstance(r, dict)), key=lambda r: int(r.get("from_index", 0)))
+
+    async def deliver_receipts(self, project_id: str, receipts: list[dict[str, Any]]) -> None:
+        try:
+            resp = await self._client.post(f"/projects/{project_id}/receipts", json={"receipts": receipts})
+        except httpx.HTTPError as err:
+            raise ApplicationError(f"BUBBLE unreachable: {type(err).__name__}", type="SinkUnavailable") from None
+        if resp.status_code == 404:
+            return  # an endpoint that keeps no receipts: they stay in the workflow's history
+        if resp.status_code >= 500:
+            raise ApplicationError(f"BUBBLE answered {resp.status_code}", type="SinkUnavailable")
+        if resp.status_code == 409:
+            body = _json(resp)
+            held = {"from_index": body.get("index"), "merkle_root": "?", "to_index": "?"}
+            raise receipt_conflict(project_id, held, receipts[0])
+        if resp.status_code >= 400:
+            raise ApplicationError(
+                f"BUBBLE refused the receipts: {resp.status_code}", type=SINK_REFUSED_ERROR_TYPE, non_retryable=True
+            )
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

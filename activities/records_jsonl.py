@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from swoosh.activities.decisions import plan_delivery, result_of
+from swoosh.activities.decisions import plan_delivery, receipt_conflict, result_of, same_receipt
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.ids import PROJECT_ID_RE
 from swoosh.workflows.messages import DeliveryResult
@@ -187,3 +187,48 @@ class JsonlSink:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return result_of(records, fresh, skipped)
+
+    # ------------------------------------------------------------------ receipts
+    def receipts_path(self, project_id: str) -> Path:
+        return self.path(project_id).with_suffix(".receipts.jsonl")
+
+    def read_receipts(self, project_id: str) -> list[dict[str, Any]]:
+        """Every receipt in `<project_id>.receipts.jsonl`, by `from_index` (a few hundred bytes each)."""
+        try:
+            with self.receipts_path(project_id).open("rb") as fh:
+                found = [json.loads(line) for line in fh if line.strip()]
+        except FileNotFoundError:
+            return []
+        return sorted(found, key=lambda r: int(r["from_index"]))
+
+    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.read_receipts, project_id)
+
+    async def deliver_receipts(self, project_id: str, receipts: list[dict[str, Any]]) -> None:
+        lock = self._locks.setdefault(project_id, asyncio.Lock())
+        async with lock:
+            await asyncio.to_thread(self._receipts_sync, project_id, receipts)
+
+    def _receipts_sync(self, project_id: str, receipts: list[dict[str, Any]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.receipts_path(project_id).open("a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                held = {int(r["from_index"]): r for r in (json.loads(line) for line in fh if line.strip())}
+                fresh = []
+                for r in sorted(receipts, key=lambda r: int(r["from_index"])):
+                    have = held.get(int(r["from_index"]))
+                    if have is not None:
+                        if not same_receipt(have, r):
+                            raise receipt_conflict(project_id, have, r)
+                        continue
+                    fresh.append(r)
+                    held[int(r["from_index"])] = r
+                if fresh:
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(b"".join(canonical_json(r) + b"\n" for r in fresh))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -20,7 +20,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from temporalio.exceptions import ApplicationError
 
-from swoosh.activities.decisions import StoreConfigError, plan_delivery, result_of
+from swoosh.activities.decisions import (
+    StoreConfigError,
+    plan_delivery,
+    receipt_conflict,
+    result_of,
+    same_receipt,
+)
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.messages import DeliveryResult
 
@@ -43,6 +49,20 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     CHECK ((idx = 1) = (prev_dr_hash IS NULL)),
     FOREIGN KEY (project_id, prev_idx, prev_dr_hash) REFERENCES {TABLE} (project_id, idx, dr_hash)
         DEFERRABLE INITIALLY DEFERRED
+)
+"""
+
+
+RECEIPTS = "swoosh_receipts"
+RECEIPTS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {RECEIPTS} (
+    project_id  text        NOT NULL,
+    from_index  bigint      NOT NULL CHECK (from_index >= 1),
+    to_index    bigint      NOT NULL CHECK (to_index >= from_index),
+    merkle_root text        NOT NULL,
+    receipt     jsonb       NOT NULL,
+    stored_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, from_index)
 )
 """
 
@@ -109,10 +129,14 @@ class PostgresStore:
                 existed = row is not None and row[0] is not None
                 if not existed:
                     await conn.execute(SCHEMA)
+                await conn.execute(RECEIPTS_SCHEMA)  # also for tables made before receipts existed
         except psycopg.Error as err:
             raise _unavailable(err) from None
         self._schema_ready = True
-        return f"decision records: PostgreSQL table {TABLE} {'already there' if existed else 'created'}"
+        return (
+            f"decision records: PostgreSQL table {TABLE} {'already there' if existed else 'created'} "
+            f"(receipts in {RECEIPTS})"
+        )
 
     async def _ensure_schema(self) -> None:
         if not self._schema_ready:
@@ -179,6 +203,42 @@ class PostgresStore:
             cur = await conn.execute(
                 f"SELECT record FROM {TABLE} WHERE project_id = %s AND idx > %s ORDER BY idx LIMIT %s",
                 (project_id, after_index, max(0, min(limit, MAX_PAGE))),
+            )
+            return [dict(row[0]) for row in await cur.fetchall()]
+
+    # ------------------------------------------------------------------ receipts
+    async def deliver_receipts(self, project_id: str, receipts: list[dict[str, Any]]) -> None:
+        await self._ensure_schema()
+        pool = await self._pool_now()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        f"INSERT INTO {RECEIPTS} (project_id, from_index, to_index, merkle_root, receipt) "
+                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, from_index) DO NOTHING",
+                        [
+                            (project_id, int(r["from_index"]), int(r["to_index"]), str(r["merkle_root"]), Jsonb(r))
+                            for r in receipts
+                        ],
+                    )
+                cur = await conn.execute(
+                    f"SELECT receipt FROM {RECEIPTS} WHERE project_id = %s AND from_index = ANY(%s)",
+                    (project_id, [int(r["from_index"]) for r in receipts]),
+                )
+                held = {int(row[0]["from_index"]): dict(row[0]) for row in await cur.fetchall()}
+        except (psycopg.Error, OSError, TimeoutError) as err:
+            raise _unavailable(err) from None
+        for r in receipts:
+            have = held.get(int(r["from_index"]))
+            if have is not None and not same_receipt(have, r):
+                raise receipt_conflict(project_id, have, r)
+
+    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
+        await self._ensure_schema()
+        pool = await self._pool_now()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT receipt FROM {RECEIPTS} WHERE project_id = %s ORDER BY from_index", (project_id,)
             )
             return [dict(row[0]) for row in await cur.fetchall()]
 

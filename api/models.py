@@ -93,6 +93,29 @@ class DecisionsAnswer(BaseModel):
     next_after_index: int = Field(description="pass as after_index to read the next page")
 
 
+class Receipt(BaseModel):
+    """A signed Merkle root over one snapshot interval's decision records (docs/api.md#signed-receipts)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = Field(examples=["swoosh.receipt.v1"])
+    project_id: str
+    from_index: int
+    to_index: int
+    merkle_root: str
+    signer: str | None = Field(description="the receipt key's id, hmmm:pubkey:…; null while not yet signed")
+    signature: str | None
+
+
+class ReceiptsAnswer(BaseModel):
+    """GET /v1/projects/{project_id}/receipts: every receipt, by interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: str
+    receipts: list[Receipt]
+
+
 class ProposalEnvelope(BaseModel):
     """The proposal body of docs/contract.md (documentation only: the API reads the body as sent)."""
 
@@ -121,6 +144,8 @@ __all__ = [
     "Problem",
     "ProjectCreated",
     "ProposalEnvelope",
+    "Receipt",
+    "ReceiptsAnswer",
     "RejectionBody",
     "RejectionCode",
 ]

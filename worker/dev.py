@@ -23,6 +23,7 @@ import uvicorn
 from temporalio.client import Client
 
 from swoosh.activities.kaching import create_dev_license
+from swoosh.activities.receipts import ReceiptSettings, write_dev_receipt_key
 from swoosh.api.client import DevKeyring, dev_keyring
 from swoosh.worker.api_server import refuse_open_bind
 from swoosh.worker.keyring_file import load_keyring
@@ -123,6 +124,10 @@ async def run_dev(
     dev_keyring = ensure_dev_keyring(data_dir, settings.keyring)
     keyring: Keyring = load_keyring(dev_keyring.path)
     settings = settings.model_copy(update={"keyring": dev_keyring.path})
+    if settings.receipts.key is None and settings.receipts.key_file is None:
+        # Snapshot receipts are signed with a development key unless one is configured.
+        key_file, _ = write_dev_receipt_key(data_dir / "dev")
+        settings = settings.model_copy(update={"receipts": ReceiptSettings(key_file=key_file)})
     if settings.kaching.mode == "embedded":
         create_dev_license(data_dir)
     proc = start_dev_server(settings, ui_port, metrics_bind)

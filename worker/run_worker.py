@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from swoosh.activities.decisions import DecisionStore, DeliveryActivities, decision_store, store_problem
 from swoosh.activities.facts import FactsService
 from swoosh.activities.guards import FactsSource, GuardActivities
+from swoosh.activities.receipts import ReceiptSigner, receipt_signer
 from swoosh.worker.health import HealthServer
 from swoosh.worker.settings import Settings, WorkerSettings
 from swoosh.workflows.lifecycle import ProjectLifecycle
@@ -55,10 +56,11 @@ def build_worker(
     *,
     no_sticky: bool = False,
     tuning: WorkerSettings | None = None,
+    signer: ReceiptSigner | None = None,
 ) -> Worker:
     tuning = tuning or WorkerSettings()
     guard_acts = GuardActivities(facts)
-    deliver_acts = DeliveryActivities(sink)
+    deliver_acts = DeliveryActivities(sink, signer)
     return Worker(
         client,
         task_queue=task_queue,
@@ -91,9 +93,16 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     """Facts providers + worker, started and stopped together (with the health endpoints when configured)."""
     sink = decision_store(settings.records, Path(settings.data_dir))
+    signer = receipt_signer(settings.receipts)
     async with FactsService(settings) as facts:
         worker = build_worker(
-            client, settings.temporal.task_queue, facts, sink, no_sticky=no_sticky, tuning=settings.worker
+            client,
+            settings.temporal.task_queue,
+            facts,
+            sink,
+            no_sticky=no_sticky,
+            tuning=settings.worker,
+            signer=signer,
         )
         task = asyncio.create_task(worker.run())
 
@@ -154,9 +163,12 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
             extra={"swoosh": {"event": "worker_start", **fields, "health": health.address if health else ""}},
         )
         metrics = f"metrics http://{metrics_bind}/metrics" if metrics_bind else "no metrics endpoint"
+        receipts = settings.receipts.key_file or ("a key from SWOOSH_RECEIPTS_KEY" if settings.receipts.key else None)
         print(
             f"swoosh worker: task queue {settings.temporal.task_queue} on {resolve(settings.temporal).address}; "
-            f"{metrics}; data {settings.data_dir}" + (f"; health http://{health.address}/readyz" if health else ""),
+            f"{metrics}; data {settings.data_dir}"
+            + (f"; health http://{health.address}/readyz" if health else "")
+            + f"; receipts signed with {receipts or 'no key (unsigned)'}",
             flush=True,
         )
         await stop.wait()

@@ -23,6 +23,7 @@ from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSetti
 from swoosh.activities.decisions import RecordsSettings
 from swoosh.api.server.tokens import ApiToken, tokens_field
 from swoosh.worker.config_files import read_config, read_secret_file
+from swoosh.activities.receipts import ReceiptSettings
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN
@@ -138,6 +139,7 @@ class Settings(_Section):
     mcp: McpSettings = Field(default_factory=McpSettings)
     shhh: ShhhSettings = Field(default_factory=ShhhSettings)
     records: RecordsSettings = Field(default_factory=RecordsSettings)
+    receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
 
     def lifecycle(self) -> LifecycleSettings:
         """What new projects start with: the engine's snapshot cadence and the API's public URL (UI links)."""
@@ -272,6 +274,7 @@ _SECRET = {
     ("records", "bubble_token"),
     ("temporal", "api_key"),
     ("temporal", "grpc_meta"),
+    ("receipts", "key"),
 }
 FILE_SUFFIX = "_FILE"
 

@@ -21,6 +21,7 @@ QUERY_HEAD = "head"
 QUERY_HEALTH = "health"
 QUERY_DECISIONS = "decisions"
 QUERY_REJECTIONS = "rejections"
+QUERY_RECEIPTS = "receipts"
 REJECTION_ERROR_TYPE = "SwooshRejected"
 # An Update turned away before it was accepted (nothing written); resending it is always safe.
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
@@ -110,6 +111,10 @@ class LifecycleInput(BaseModel):
     snapshot_index: int = 0
     snapshot_hlc: str | None = None
     runs: int = 0
+    # Snapshot receipts (workflows/receipts.py): made at continue-as-new, still to be signed and stored;
+    # and the newest ones stored, for the receipts query.
+    receipts: list[dict[str, Any]] = Field(default_factory=list)
+    receipts_stored: list[dict[str, Any]] = Field(default_factory=list)
     refusal: DeliveryRefusal | None = None  # the store's last refusal, still standing
 
 
@@ -136,6 +141,8 @@ class DeliveryRequest(BaseModel):
 
     project_id: str
     records: list[dict[str, Any]]
+    # Snapshot receipts to sign and store with the records (workflows/receipts.py), unsigned here.
+    receipts: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class DeliveryResult(BaseModel):
@@ -144,6 +151,7 @@ class DeliveryResult(BaseModel):
     delivered: int
     skipped: int
     last_index: int
+    receipts: list[dict[str, Any]] = Field(default_factory=list)  # the request's receipts, as signed and stored
 
 
 class StateView(BaseModel):

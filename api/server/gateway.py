@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.api.models import DecisionsAnswer, RejectionBody
+from swoosh.api.models import DecisionsAnswer, Receipt, ReceiptsAnswer, RejectionBody
 from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.metrics import ApiMetrics
@@ -45,6 +45,7 @@ from swoosh.workflows.lifecycle.client import (
     read_decisions,
     read_head,
     read_health,
+    read_receipts,
     read_state,
 )
 from swoosh.workflows.lifecycle.namespace import namespace_problem
@@ -72,6 +73,10 @@ class DecisionPages(Protocol):
 
     async def page(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` records of the project with index > `after_index`, in index order."""
+        ...
+
+    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
+        """Every snapshot receipt the store holds for the project, by `from_index`."""
         ...
 
     async def aclose(self) -> None: ...
@@ -467,6 +472,30 @@ class Gateway:
                 "another store; retry later"
             )
         return older
+
+    async def receipts(self, project_id: str) -> ReceiptsAnswer:
+        """Every snapshot receipt: those in the store, then those the workflow has not stored yet (unsigned)."""
+        held = await self._call(project_id, self.query_timeout_s, lambda c: read_receipts(c, project_id))
+        stored: list[dict[str, Any]] = []
+        store = self.decision_store
+        if store is not None and hasattr(store, "receipts"):  # a store written before receipts keeps none
+            try:
+                async with asyncio.timeout(self.query_timeout_s):
+                    stored = await store.receipts(project_id)
+            except Exception as err:  # the store's failure, reported as such
+                jsonlog.event(
+                    f"decision-record store ({store.kind}) receipts read failed: {type(err).__name__}",
+                    event="records_read_failed",
+                    project_id=project_id,
+                )
+                raise RecordsUnavailableProblem(
+                    f"the decision-record store ({store.kind}) cannot be read for receipts: {type(err).__name__}"
+                ) from None
+        by_start = {int(r["from_index"]): r for r in held}
+        by_start.update({int(r["from_index"]): r for r in stored})  # the store's copy is the signed one
+        return ReceiptsAnswer(
+            project_id=project_id, receipts=[Receipt.model_validate(by_start[k]) for k in sorted(by_start)]
+        )
 
     async def readiness(self, timeout_s: float = 5.0) -> str | None:
         """None when this API can serve (Temporal reachable, namespace ready, decision store usable), else why not."""

@@ -20,6 +20,7 @@ from swoosh.api.models import (
     Problem,
     ProjectCreated,
     ProposalEnvelope,
+    ReceiptsAnswer,
     RejectionBody,
 )
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
@@ -306,6 +307,18 @@ async def get_readyz(gateway: GatewayDep) -> JSONResponse:
         body = Probe(status="unready", reason=reason).model_dump()
         return JSONResponse(body, status_code=503, headers={**_NO_STORE, "Retry-After": str(READY_RETRY_AFTER_S)})
     return JSONResponse(Probe(status="ready").model_dump(exclude_none=True), headers=_NO_STORE)
+
+
+@router.get(
+    "/v1/projects/{project_id}/receipts",
+    dependencies=AUTH,
+    response_model=ReceiptsAnswer,
+    responses=_READ_RESPONSES,
+    tags=["projects"],
+    summary="Signed Merkle roots over each snapshot interval's decision records",
+)
+async def get_project_receipts(project_id: str, gateway: GatewayDep) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.receipts(project_id))
 
 
 DiagramFormat = Annotated[

@@ -114,3 +114,24 @@ async def test_store_setup_is_idempotent(store: DecisionStore) -> None:
     second = await store.setup()
     assert store.kind in first.lower() or "bubble" in first.lower()
     assert "created" not in second
+
+
+async def test_store_keeps_receipts_by_interval_and_refuses_another_at_the_same_start(store: DecisionStore) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from swoosh.workflows.receipts import sign_receipt, unsigned_receipt
+
+    pid, records = project(), chain(10)
+    await store.deliver(pid, records)
+    key = Ed25519PrivateKey.generate()
+    first = sign_receipt(key, unsigned_receipt(pid, 1, [r["dr_hash"] for r in records[:4]]))
+    second = sign_receipt(key, unsigned_receipt(pid, 5, [r["dr_hash"] for r in records[4:]]))
+    await store.deliver_receipts(pid, [second])
+    await store.deliver_receipts(pid, [first, second])  # again: idempotent
+    assert await store.receipts(pid) == [first, second]
+    other = sign_receipt(key, unsigned_receipt(pid, 5, [r["dr_hash"] for r in records[4:9]]))
+    with pytest.raises(ApplicationError) as info:
+        await store.deliver_receipts(pid, [other])
+    assert info.value.non_retryable and info.value.type == "DecisionChainFork"
+    assert await store.receipts(pid) == [first, second]
+    assert await store.receipts(project()) == []

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -80,6 +81,7 @@ class Stack:
     facts: SlowFacts
     data_dir: Path
     signers: Signers
+    receipt_key: Ed25519PrivateKey  # signs the snapshot receipts of every project on this stack
 
     async def connect(self) -> Client:
         return await Client.connect(self.target, data_converter=pydantic_data_converter)
@@ -124,6 +126,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("swoosh-data")
     facts = SlowFacts()
     task_queue = f"swoosh-api-{uuid.uuid4().hex[:8]}"
+    receipt_key = Ed25519PrivateKey.generate()
     stop = asyncio.Event()
     ready: Future[None] = Future()
 
@@ -141,7 +144,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     async def run_worker() -> None:
         client = await Client.connect(target, data_converter=pydantic_data_converter)
         try:
-            async with lifecycle_worker(client, facts=facts, sink_dir=data_dir / "decisions", task_queue=task_queue):
+            async with lifecycle_worker(
+                client, facts=facts, sink_dir=data_dir / "decisions", task_queue=task_queue, receipt_key=receipt_key
+            ):
                 ready.set_result(None)
                 await stop.wait()
         except BaseException as err:
@@ -152,7 +157,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker_task = asyncio.run_coroutine_threadsafe(run_worker(), bg.loop)
     ready.result(60)
     try:
-        yield Stack(bg, env, target, task_queue, facts, data_dir, Signers.generate())
+        yield Stack(bg, env, target, task_queue, facts, data_dir, Signers.generate(), receipt_key)
     finally:
         bg.loop.call_soon_threadsafe(stop.set)
         try:

@@ -36,6 +36,7 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/v1/projects/{project_id}/health",
         "/v1/projects/{project_id}/decisions",
         "/v1/projects/{project_id}/diagram",
+        "/v1/projects/{project_id}/receipts",
     }
     for path in ("/transition", "/v1/projects/{project_id}/transition"):
         responses = paths[path]["post"]["responses"]

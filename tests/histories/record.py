@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -29,13 +30,16 @@ from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
-from swoosh.workflows.lifecycle.client import dry_run, ensure_project, read_state
+from swoosh.workflows.lifecycle.client import dry_run, ensure_project, read_state, request_snapshot
 from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker, start_time_skipping
 
 HERE = Path(__file__).parent
+# A fixed documentation key (bytes 1..32, never used for anything real): receipts in recorded histories
+# verify with hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ (docs/providers.md signs its examples so too).
+RECEIPT_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 Scenario = Callable[[LifecycleDriver, FakeFacts, Client], Awaitable[None]]
 
 
@@ -170,6 +174,21 @@ async def dryrun(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.step("Ingestion_SourcesResolved")
 
 
+async def receipts(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Snapshot receipts: a snapshot every 4 transitions, each interval's receipt signed and stored with the records.
+
+    Receipts travel with the batch that stores their last record, and alone when every record was already
+    stored (the operator's snapshot at the end, after the records were delivered).
+    """
+    sleep = client._swoosh_sleep  # type: ignore[attr-defined]
+    await d.lifecycle()
+    await sleep(timedelta(seconds=5))  # records 1..13 and the receipts of 1..4, 5..8, 9..12 delivered
+    await d.loop(1)
+    await sleep(timedelta(seconds=5))
+    await request_snapshot(client, d.factory.project_id)  # a receipt of 17..17 alone
+    await sleep(timedelta(seconds=5))
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -180,6 +199,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "refusals": (refusals, LifecycleSettings(dr_flush_ms=0)),
     "backlinks": (backlinks, LifecycleSettings()),
     "dryrun": (dryrun, LifecycleSettings()),
+    "receipts": (receipts, LifecycleSettings(snapshot_every=4)),
 }
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
@@ -215,7 +235,9 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
             with tempfile.TemporaryDirectory() as sink_dir:
                 sink = SINKS[name](Path(sink_dir), factory.project_id) if name in SINKS else JsonlSink(Path(sink_dir))
                 object.__setattr__(client, "_swoosh_sink", sink)
-                async with lifecycle_worker(client, facts=facts, sink=sink) as tq:
+                # Every scenario's worker signs receipts, as `make run`'s does (runs recorded before the
+                # receipts patch make none; later ones make one per snapshot).
+                async with lifecycle_worker(client, facts=facts, sink=sink, receipt_key=RECEIPT_KEY) as tq:
                     handle = await ensure_project(
                         client, factory.project_id, signers.keyring(), tq, EngineConfig(), settings
                     )

@@ -14,8 +14,16 @@ from temporalio.worker import Replayer
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
-from swoosh.workflows.lifecycle.tuning import PATCH_DELIVERY_CHECKED, PATCH_RECORD_BYTES, PATCH_REVERB_SNAPSHOT_MIN
+from swoosh.workflows.lifecycle.tuning import (
+    PATCH_DELIVERY_CHECKED,
+    PATCH_RECEIPTS,
+    PATCH_RECORD_BYTES,
+    PATCH_REVERB_SNAPSHOT_MIN,
+)
+from swoosh.workflows.receipts import check_records
 
+# Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
+DOC_RECEIPT_SIGNER = "hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 
 
@@ -127,6 +135,43 @@ def test_refused_deliveries_back_off_and_are_delivered_once_resolved() -> None:
         elif kind == "TIMER_STARTED":
             seen.append("back-off")
     assert seen == ["delivered", "back-off", "DecisionChainFork", "back-off", "delivered", "delivered"]
+
+
+def _payload(p: dict) -> dict:  # type: ignore[type-arg]
+    return json.loads(base64.b64decode(p["data"]))  # type: ignore[no-any-return]
+
+
+def test_receipts_are_made_at_snapshots_signed_and_delivered_with_their_records() -> None:
+    """Receipts ride with the batch that stores their last record, or alone; signatures verify offline."""
+    deliveries, signed = [], []
+    for path in sorted(Path(__file__).parent.glob("receipts-run*.json")):
+        events = json.loads(path.read_text())["events"]
+        assert PATCH_RECEIPTS in _patches(events)
+        for e in events:
+            scheduled = e.get("activityTaskScheduledEventAttributes")
+            if scheduled and scheduled["activityType"]["name"] == "swoosh.deliver_decisions":
+                request = _payload(scheduled["input"]["payloads"][0])
+                deliveries.append(([r["index"] for r in request["records"]], request["receipts"], request["records"]))
+            completed = e.get("activityTaskCompletedEventAttributes")
+            if completed:
+                signed += _payload(completed["result"]["payloads"][0]).get("receipts", [])
+    spans = [([i for i in idx], [(r["from_index"], r["to_index"]) for r in rs]) for idx, rs, _ in deliveries if rs]
+    assert spans == [
+        (list(range(1, 14)), [(1, 4), (5, 8), (9, 12)]),
+        ([14, 15, 16, 17], [(13, 16)]),
+        ([], [(17, 17)]),
+    ]
+    records = [r for _, _, recs in deliveries for r in recs]
+    assert all(r["signature"] is None for _, rs, _ in deliveries for r in rs)  # unsigned in the workflow
+    assert check_records(records, signed, DOC_RECEIPT_SIGNER) == ([], 5)
+
+
+def test_histories_from_before_receipts_make_none() -> None:
+    for path in Path(__file__).parent.glob("*-run*.json"):
+        if path.name.split("-run")[0] in ("receipts",):
+            continue
+        events = json.loads(path.read_text())["events"]
+        assert PATCH_RECEIPTS not in _patches(events), path.name
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

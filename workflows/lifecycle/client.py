@@ -206,6 +206,11 @@ async def read_decisions(client: Client, project_id: str, after_index: int = 0, 
     return await handle(client, project_id).query(ProjectLifecycle.decisions, args=[after_index, limit])
 
 
+async def read_receipts(client: Client, project_id: str) -> list[dict[str, Any]]:
+    """The receipts the workflow holds: the newest stored ones and those still to be signed and stored."""
+    return await handle(client, project_id).query(ProjectLifecycle.receipt_log)
+
+
 async def read_rejections(client: Client, project_id: str) -> list[RejectionLogEntry]:
     return await handle(client, project_id).query(ProjectLifecycle.rejection_log)
 

@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from swoosh.workflows.engine import Engine
 from swoosh.workflows.lifecycle.outbox import Outbox
+from swoosh.workflows.lifecycle.receipts import ReceiptBook
 from swoosh.workflows.lifecycle.tuning import DELIVER_RETRY, SINK_BACKOFF
 from swoosh.workflows.lifecycle.visibility import search_attributes_of
 from swoosh.workflows.messages import (
@@ -69,6 +70,7 @@ class DeliveryPump:
         *,
         checked: bool = True,
         refusal: DeliveryRefusal | None = None,
+        receipts: ReceiptBook | None = None,
     ) -> None:
         self.conductor = conductor
         self.engine = engine
@@ -76,6 +78,7 @@ class DeliveryPump:
         self.settings = settings
         self.checked = checked
         self.refusal = refusal
+        self.receipts = receipts or ReceiptBook((), (), enabled=False)
         self.state = PumpState.IDLE
         self.published_index = -1
 
@@ -84,7 +87,7 @@ class DeliveryPump:
         while True:
             self.state = PumpState.IDLE
             await workflow.wait_condition(
-                lambda: bool(outbox.undelivered) and not c.draining and workflow.all_handlers_finished()
+                lambda: self._work_waits() and not c.draining and workflow.all_handlers_finished()
             )
             c.resumed()
             if not outbox.batch_full() and s.dr_flush_ms > 0:
@@ -105,15 +108,17 @@ class DeliveryPump:
                 continue
             self._publish_search_attributes()
             batch = outbox.batch()
+            # Receipts go with the batch that stores the last of their records, or alone once all are stored.
+            receipts = self.receipts.deliverable(int(batch[-1]["index"]) if batch else outbox.delivered_index)
             self.state = PumpState.DELIVERING
             try:
                 result = await workflow.execute_activity(
                     ACTIVITY_DELIVER,
-                    DeliveryRequest(project_id=self.engine.project_id, records=batch),
+                    DeliveryRequest(project_id=self.engine.project_id, records=batch, receipts=receipts),
                     result_type=DeliveryResult,
                     start_to_close_timeout=timedelta(milliseconds=s.deliver_timeout_ms),
                     retry_policy=DELIVER_RETRY,
-                    summary=f"deliver {len(batch)} decision record(s) up to index {batch[-1]['index']}",
+                    summary=_summary(batch, receipts),
                 )
             except ActivityError as err:
                 c.resumed()
@@ -121,7 +126,7 @@ class DeliveryPump:
                 await self._back_off()
                 continue
             c.resumed()
-            if self.checked and not covers(result, batch):
+            if self.checked and batch and not covers(result, batch):
                 self.refusal = DeliveryRefusal(
                     kind="refused",
                     index=int(batch[0]["index"]),
@@ -132,8 +137,14 @@ class DeliveryPump:
                 await self._back_off()
                 continue
             self.refusal = None
-            outbox.delivered(batch, result.last_index)
+            if batch:
+                outbox.delivered(batch, result.last_index)
+            self.receipts.delivered(result.receipts)
             c.describe()
+
+    def _work_waits(self) -> bool:
+        """Records to deliver, or a receipt whose records are all stored (only in runs that make receipts)."""
+        return bool(self.outbox.undelivered) or bool(self.receipts.deliverable(self.outbox.delivered_index))
 
     async def _back_off(self) -> None:
         """Wait before the next attempt (unless the run drains: no command may follow continue-as-new)."""
@@ -170,6 +181,14 @@ class DeliveryPump:
         attrs = search_attributes_of(self.engine.document)
         workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attrs.search_attributes])
         self.published_index = index
+
+
+def _summary(batch: list[dict[str, Any]], receipts: list[dict[str, Any]]) -> str:
+    """The delivery activity's summary in the UI (the text of runs recorded before receipts, without them)."""
+    text = f"deliver {len(batch)} decision record(s)" + (f" up to index {batch[-1]['index']}" if batch else "")
+    if receipts:
+        text += f" and {len(receipts)} receipt(s) for {receipts[0]['from_index']}..{receipts[-1]['to_index']}"
+    return text
 
 
 def covers(result: DeliveryResult, batch: list[dict[str, Any]]) -> bool:

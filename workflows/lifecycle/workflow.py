@@ -30,9 +30,11 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle.delivery import DeliveryPump, PumpState
     from swoosh.workflows.lifecycle.fence import TaskFence, TaskKey
     from swoosh.workflows.lifecycle.outbox import Outbox
+    from swoosh.workflows.lifecycle.receipts import ReceiptBook
     from swoosh.workflows.lifecycle.tuning import (
         GUARD_RETRY,
         PATCH_DELIVERY_CHECKED,
+        PATCH_RECEIPTS,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
         QUARANTINE_RATIONALE_CHARS,
@@ -44,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_DECISIONS,
         QUERY_HEAD,
         QUERY_HEALTH,
+        QUERY_RECEIPTS,
         QUERY_REJECTIONS,
         QUERY_STATE,
         REJECTION_ERROR_TYPE,
@@ -100,9 +103,17 @@ class ProjectLifecycle:
         self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
         byte_limits = workflow.patched(PATCH_RECORD_BYTES)
         checked = workflow.patched(PATCH_DELIVERY_CHECKED)
+        # Runs recorded before snapshot receipts existed make none (and so deliver none).
+        self.receipts = ReceiptBook(inp.receipts, inp.receipts_stored, enabled=workflow.patched(PATCH_RECEIPTS))
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
         self.pump = DeliveryPump(
-            self, self.engine, self.outbox, self.settings, checked=checked, refusal=inp.refusal if checked else None
+            self,
+            self.engine,
+            self.outbox,
+            self.settings,
+            checked=checked,
+            refusal=inp.refusal if checked else None,
+            receipts=self.receipts,
         )
         meter = workflow.metric_meter()
         self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
@@ -182,6 +193,7 @@ class ProjectLifecycle:
         )
 
     def _next_input(self) -> LifecycleInput:
+        self.receipts.close_interval(self.engine.project_id)  # the receipt of this run's records
         return LifecycleInput(
             snapshot=self.engine.snapshot(),
             settings=self.settings,
@@ -193,6 +205,8 @@ class ProjectLifecycle:
             snapshot_hlc=self.engine.document["hlc_last"],
             runs=self.runs + 1,
             refusal=self.pump.refusal,
+            receipts=self.receipts.pending,
+            receipts_stored=self.receipts.stored,
         )
 
     def _now_ms(self) -> int:
@@ -386,6 +400,7 @@ class ProjectLifecycle:
 
     def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool) -> None:
         self.outbox.add(record)
+        self.receipts.note(record)
         self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
         if snapshot_point and self.engine.index - self.snapshot_index >= self.reverb_min:
             self.snapshot_wanted = True
@@ -434,6 +449,11 @@ class ProjectLifecycle:
             first_retained_index=self.outbox.first_retained_index(),
             head_index=self.engine.index,
         )
+
+    @workflow.query(name=QUERY_RECEIPTS)
+    def receipt_log(self) -> list[dict[str, Any]]:
+        """The newest stored snapshot receipts, then those still to be signed and stored."""
+        return self.receipts.view()
 
     @workflow.query(name=QUERY_REJECTIONS)
     def rejection_log(self) -> list[RejectionLogEntry]:

@@ -1,7 +1,8 @@
 """A BUBBLE stand-in for tests: the decision-record endpoint SWOOSH's BUBBLE store speaks to, in memory.
 
 It applies the chain rule a real BUBBLE server should (every overlapping index compared, new records
-linked to the one before) and answers 409 on a fork or gap. Optional bearer token and TLS.
+linked to the one before) and answers 409 on a fork or gap; it keeps snapshot receipts by interval
+start, refusing a different one at the same start. Optional bearer token and TLS.
 
     async with serve_bubble(token="t") as url:
         store = BubbleStore(url, token="t")
@@ -20,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.exceptions import ApplicationError
 
-from swoosh.activities.decisions import plan_delivery
+from swoosh.activities.decisions import plan_delivery, same_receipt
 from swoosh.workflows.messages import SINK_GAP_ERROR_TYPE
 from swoosh.workflows.testing.postgres import free_port
 
@@ -60,6 +61,35 @@ def bubble_app(token: str | None = None) -> FastAPI:
             return JSONResponse({"error": kind, "index": details.get("index"), "reason": str(err)}, status_code=409)
         chain.extend(fresh)
         return JSONResponse({"delivered": len(fresh), "skipped": skipped, "last_index": len(chain)})
+
+    receipts: dict[str, dict[int, dict[str, Any]]] = {}
+    app.state.receipts = receipts
+
+    @app.get("/projects/{project_id}/receipts")
+    async def read_receipts(project_id: str, request: Request) -> JSONResponse:
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        held = receipts.get(project_id, {})
+        return JSONResponse({"receipts": [held[k] for k in sorted(held)]})
+
+    @app.post("/projects/{project_id}/receipts")
+    async def store_receipts(project_id: str, request: Request) -> JSONResponse:
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = await request.json()
+        offered = body.get("receipts") if isinstance(body, dict) else None
+        if not isinstance(offered, list) or not all(isinstance(r, dict) for r in offered):
+            return JSONResponse({"error": "schema", "reason": "receipts: a list of objects"}, status_code=400)
+        held = receipts.setdefault(project_id, {})
+        for r in offered:
+            have = held.get(int(r["from_index"]))
+            if have is not None and not same_receipt(have, r):
+                return JSONResponse(
+                    {"error": "fork", "index": r["from_index"], "reason": "another receipt starts there"},
+                    status_code=409,
+                )
+            held.setdefault(int(r["from_index"]), r)
+        return JSONResponse({"stored": len(offered)})
 
     return app
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
@@ -24,6 +25,7 @@ from temporalio.worker import Worker
 
 from swoosh.activities.decisions import DecisionStore, DeliveryActivities
 from swoosh.activities.guards import FactsSource, GuardActivities
+from swoosh.activities.receipts import ReceiptSigner
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
 from swoosh.workflows.lifecycle import ProjectLifecycle
@@ -109,15 +111,19 @@ async def lifecycle_worker(
     task_queue: str | None = None,
     sink_dir: Path | None = None,
     max_cached_workflows: int = 1000,
+    receipt_key: Ed25519PrivateKey | None = None,
 ) -> AsyncIterator[str]:
-    """Run a worker with the real workflow and activities (facts and sink swappable); yields its task queue."""
+    """Run a worker with the real workflow and activities (facts and sink swappable); yields its task queue.
+
+    `receipt_key` signs snapshot receipts (none: they are stored unsigned).
+    """
     task_queue = task_queue or f"swoosh-test-{uuid.uuid4().hex[:8]}"
     guard_acts = GuardActivities(facts or FakeFacts())
     if sink is None:
         if sink_dir is None:
             raise ValueError("give a sink or a sink_dir")
         sink = JsonlSink(sink_dir)
-    deliver_acts = DeliveryActivities(sink)
+    deliver_acts = DeliveryActivities(sink, ReceiptSigner(receipt_key))
     async with Worker(
         client,
         task_queue=task_queue,
