@@ -11,33 +11,57 @@ transitions passed: about one run per 100 transitions) to 10,000 accepted transi
 
 For comparison it also times the fold from genesis over every run (what `swoosh replay` does).
 Last line: `timetravel transitions=<n> runs=<r> cold_ms=<start>/<middle>/<end> warm_ms=… repeat_ms=…`.
+`--db FILE` keeps the dev server's database, so a second run measures the same project again.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from swoosh.api.client import ProposalFactory, Signers
+from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import ensure_project, read_decisions, read_health
+from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.replay.fold import fold
 from swoosh.workflows.replay.history import fetch_project_runs, run_facts
 from swoosh.workflows.replay.timetravel import PastStates
 from swoosh.workflows.testing.driver import LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, binary, lifecycle_worker, search_attribute_flags
 
+RESENDS = {"n": 0}
+
 
 async def build(client: object, project: str, target: int, signers: Signers, facts: FakeFacts, tq: str) -> int:
     factory = ProposalFactory(signers, project)
     await ensure_project(client, project, signers.keyring(), tq)  # type: ignore[arg-type]
     driver = LifecycleDriver.for_client(client, factory, open_window=facts.open_window)  # type: ignore[arg-type]
+    send = driver.send
+
+    async def patient(req: ProposalRequest) -> Accepted | Rejected:
+        # On a loaded machine a workflow task can time out; the server then refuses Updates until the
+        # retried task completes. A caller resends the same proposal (its idem_key makes that safe).
+        for attempt in range(30):
+            try:
+                return await send(req)
+            except RPCError as err:
+                if err.status != RPCStatusCode.FAILED_PRECONDITION or attempt == 29:
+                    raise
+                RESENDS["n"] += 1
+                await asyncio.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    driver.send = patient
     await driver.lifecycle()
     started, last = time.monotonic(), 0
     while len(driver.answers) < target:
@@ -61,12 +85,13 @@ async def timed(past: PastStates, client: object, project: str, index: int) -> t
     return (time.perf_counter() - t0) * 1000, past.fetches - before, state.folded
 
 
-async def main(target: int = 10_000) -> int:
+async def main(target: int = 10_000, db: Path | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        reuse = db is not None and db.exists()
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary("temporal"),
-            dev_server_database_filename=str(root / "temporal.db"),
+            dev_server_database_filename=str(db or root / "temporal.db"),
             dev_server_extra_args=[*search_attribute_flags(), "--log-level", "error"],
             data_converter=pydantic_data_converter,
             ui=False,
@@ -77,10 +102,17 @@ async def main(target: int = 10_000) -> int:
             project = "timetravel-10k"
             async with lifecycle_worker(client, facts=facts, sink_dir=root / "decisions") as tq:
                 t0 = time.monotonic()
-                n = await build(client, project, target, signers, facts, tq)
+                if reuse:  # a database an earlier run built: measure it again (`--db` keeps the workers' facts)
+                    n = (await read_health(client, project)).index
+                else:
+                    n = await build(client, project, target, signers, facts, tq)
                 build_s = time.monotonic() - t0
                 health = await read_health(client, project)
-                print(f"built {n} transitions in {build_s:.0f} s; {health.runs + 1} runs", flush=True)
+                print(
+                    f"built {n} transitions in {build_s:.0f} s; {health.runs + 1} runs; "
+                    f"{RESENDS['n']} resends after a refused Update",
+                    flush=True,
+                )
                 points = {"start": 10, "middle": n // 2, "end": n - 10}
                 cold, warm, repeat = {}, {}, {}
                 for name, index in points.items():
@@ -122,4 +154,11 @@ async def main(target: int = 10_000) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)))
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.timetravel_bench")
+    parser.add_argument("transitions", type=int, nargs="?", default=10_000)
+    parser.add_argument(
+        "--db", type=Path, default=None, help="keep the dev server's SQLite file here (reused if present)"
+    )
+    cli = parser.parse_args()
+    sys.exit(asyncio.run(main(cli.transitions, cli.db)))

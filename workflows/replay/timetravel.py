@@ -1,8 +1,9 @@
 """A project's state as it was after any index: the nearest snapshot at or before it, folded forward.
 
 Every run of a project's workflow starts from a snapshot (its continue-as-new input) and its start
-event names the run it continued from. `PastStates.state_at` walks that chain back from the current
-run to the first run whose snapshot is at or before the wanted index, then re-applies that run's
+event names the run it continued from. `PastStates.state_at` finds the last run whose snapshot is at
+or before the wanted index (a binary search over the runs Temporal's visibility lists, or a walk back
+along the chain where there is no visibility), then re-applies that run's
 decision records up to the index through the pure engine, exactly as `swoosh replay`'s fold does:
 callers' proposals re-admitted from their signed payloads, guard outcomes from the records, every
 `state_post_hash` checked on the way. The result's hash is therefore record N's `state_post_hash`.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.canonical import content_hash
@@ -119,6 +120,48 @@ class PastStates:
     ) -> PastState:
         wid = workflow_id(project_id)
         current = (await client.get_workflow_handle(wid).describe()).run_id
+        link = await self._search(client, wid, current, index)
+        if link is None:  # no visibility (the time-skipping server): walk the chain back from the current run
+            link = await self._walk(client, wid, current, index)
+        facts = await self._facts(client, wid, link.run_id, finished=link.run_id != current)
+        return await _fold_to(facts, link, index, more_records)
+
+    async def _search(self, client: Client, wid: str, current: str, index: int) -> RunLink | None:
+        """Binary search over the runs visibility lists (in start order): a few start events, not every one.
+
+        A start event carries its whole snapshot (up to about 1 MB), so walking a long chain back costs
+        one such read per run; visibility names every run at once. Runs a reset replaced are
+        TERMINATED and skipped (the current run is always kept); None when the server has no visibility.
+        """
+        try:
+            found = [
+                (wf.start_time, wf.run_id)
+                async for wf in client.list_workflows(f"WorkflowId = '{wid}'")
+                if wf.status != WorkflowExecutionStatus.TERMINATED or wf.run_id == current
+            ]
+        except RPCError:
+            return None
+        self.fetches += 1
+        runs = [r for _, r in sorted(found) if r != current] + [current]  # visibility may lag the newest run
+        lo, hi = 0, len(runs) - 1
+        best: RunLink | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            link = await self._link(client, wid, runs[mid])
+            if link.start_index <= index:
+                best, lo = link, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            first = await self._link(client, wid, runs[0])
+            if first.previous is not None:
+                raise PastUnavailable(
+                    f"the history before index {first.start_index} is no longer kept (the namespace's retention)"
+                )
+            raise PastUnavailable(f"no snapshot at or before index {index}")
+        return best
+
+    async def _walk(self, client: Client, wid: str, current: str, index: int) -> RunLink:
         link = await self._link(client, wid, current)
         while link.start_index > index:
             if link.previous is None:
@@ -133,8 +176,7 @@ class PastStates:
                 raise PastUnavailable(
                     f"the history before index {link.start_index} is no longer kept (the namespace's retention)"
                 ) from None
-        facts = await self._facts(client, wid, link.run_id, finished=link.run_id != current)
-        return await _fold_to(facts, link, index, more_records)
+        return link
 
     async def _link(self, client: Client, wid: str, run_id: str) -> RunLink:
         link = self._links.get((wid, run_id))
