@@ -16,19 +16,24 @@ from swoosh.guards.outcome import GuardOutcome, failed, passed
 
 REDACTED = "[REDACTED]"
 
-BUILTIN_RULES: tuple[PolicyRuleSpec, ...] = (
-    PolicyRuleSpec(
-        id="pem-private-key",
-        pattern=r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----",
-        severity="critical",
-        description="PEM private key",
-    ),
-    PolicyRuleSpec(
-        id="bearer-token",
-        pattern=r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}",
-        severity="high",
-        description="HTTP bearer token",
-    ),
+_PEM = PolicyRuleSpec(
+    id="pem-private-key",
+    pattern=r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----",
+    severity="critical",
+    description="PEM private key",
+)
+_BEARER = PolicyRuleSpec(
+    id="bearer-token",
+    pattern=r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}",
+    severity="high",
+    description="HTTP bearer token",
+)
+# Version 1 (projects whose snapshot says `secret_rules: 1`, i.e. every project started before version 2):
+# Stripe-style sk_/pk_/rk_ keys, AWS access key ids, classic GitHub tokens, `api_key=…` assignments.
+# It misses keys with dashes or underscores inside, such as OpenAI's `sk-proj-…`.
+BUILTIN_RULES_V1: tuple[PolicyRuleSpec, ...] = (
+    _PEM,
+    _BEARER,
     PolicyRuleSpec(
         id="api-key",
         pattern=r"\b(?:sk|pk|rk)[-_](?:live|test)?[-_]?[A-Za-z0-9]{20,}\b|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b"
@@ -37,6 +42,34 @@ BUILTIN_RULES: tuple[PolicyRuleSpec, ...] = (
         description="API key or credential assignment",
     ),
 )
+# Version 2 adds the key formats in common use since, each anchored on its issuer's prefix so that
+# ordinary identifiers do not match: OpenAI (`sk-proj-`, `sk-svcacct-`, `sk-admin-`), Anthropic
+# (`sk-ant-api03-`), Stripe keys with `_` inside, GitHub fine-grained (`github_pat_`), GitLab (`glpat-`),
+# Slack (`xoxb-` …), Google (`AIza…`), AWS temporary ids (`ASIA…`), Hugging Face (`hf_`), npm (`npm_`).
+BUILTIN_RULES_V2: tuple[PolicyRuleSpec, ...] = (
+    _PEM,
+    _BEARER,
+    PolicyRuleSpec(
+        id="api-key",
+        pattern=BUILTIN_RULES_V1[2].pattern
+        + r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}"
+        r"|\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9_]{16,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20,}"
+        r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{35}|\bASIA[0-9A-Z]{16}\b"
+        r"|\bhf_[A-Za-z0-9]{30,}|\bnpm_[A-Za-z0-9]{36}\b",
+        severity="high",
+        description="API key (common issuers' formats) or credential assignment",
+    ),
+)
+BUILTIN_RULE_VERSIONS: dict[int, tuple[PolicyRuleSpec, ...]] = {1: BUILTIN_RULES_V1, 2: BUILTIN_RULES_V2}
+LATEST_RULES_VERSION = 2
+# The newest rules: guards, external verdicts and logs use them. Workflow and engine code must use
+# `builtin_rules(config.secret_rules)` instead, so that a project decides as it always did on replay.
+BUILTIN_RULES = BUILTIN_RULE_VERSIONS[LATEST_RULES_VERSION]
+
+
+def builtin_rules(version: int) -> tuple[PolicyRuleSpec, ...]:
+    """The built-in rules of a version (`EngineConfig.secret_rules`)."""
+    return BUILTIN_RULE_VERSIONS[version]
 
 
 @functools.lru_cache(maxsize=256)

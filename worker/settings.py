@@ -24,7 +24,7 @@ from swoosh.activities.decisions import RecordsSettings
 from swoosh.api.server.tokens import ApiToken, tokens_field
 from swoosh.worker.config_files import read_config, read_secret_file
 from swoosh.activities.receipts import ReceiptSettings
-from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.engine import EngineConfig, new_engine_config
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN
 from swoosh.workflows.lifecycle.connection import TemporalSettings
@@ -113,7 +113,7 @@ class EngineSettings(_Section):
 
     def config(self) -> EngineConfig:
         """The engine's own config model."""
-        return EngineConfig(max_offset_ms=self.max_offset_ms, idem_window=self.idem_window, grace_ms=self.grace_ms)
+        return new_engine_config(max_offset_ms=self.max_offset_ms, idem_window=self.idem_window, grace_ms=self.grace_ms)
 
     def lifecycle(self) -> LifecycleSettings:
         """The snapshot cadence new projects start with."""

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from swoosh.guards.facts import PolicyRuleSpec
 from swoosh.guards.outcome import GuardOutcome
-from swoosh.guards.policy import redact
+from swoosh.guards.policy import LATEST_RULES_VERSION, builtin_rules, redact
 from swoosh.workflows.answers import Accepted, GuardResult, IdemEntry
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.decision import UcxlFormat, seal, ucxl_backlink
@@ -47,9 +48,18 @@ class EngineConfig(BaseModel):
     max_offset_ms: int = Field(default=60_000, ge=0)
     idem_window: int = Field(default=1024, ge=16, le=4096)
     grace_ms: int = Field(default=900_000, ge=0)
+    # The built-in SHHH rules the workflow scans every proposal with and the engine redacts records
+    # with (guards/policy.py). 1 for snapshots from before the field existed, so they replay and fold
+    # unchanged; new projects start with the newest (`new_engine_config()`).
+    secret_rules: int = Field(default=1, ge=1, le=LATEST_RULES_VERSION)
     # New projects write CHORUS-grammar backlinks. A snapshot recorded before this field existed has
     # no value for it and reads as "legacy" (see EngineSnapshot), so its records recompute unchanged.
     ucxl_backlink: UcxlFormat = "chorus"
+
+
+def new_engine_config(**knobs: int) -> EngineConfig:
+    """The config a new project starts with: the given knobs, and the newest built-in rules."""
+    return EngineConfig(**{"secret_rules": LATEST_RULES_VERSION, **knobs})
 
 
 class EngineSnapshot(BaseModel):
@@ -91,6 +101,7 @@ class Engine:
         self.dr_head = snapshot.dr_head
         self._idem: OrderedDict[str, IdemEntry] = OrderedDict((e.idem_key, e) for e in snapshot.idem)
         self._initials = {name: m.initial for name, m in chart.machines.items()}
+        self.secret_rules = builtin_rules(self.config.secret_rules)
 
     # ------------------------------------------------------------------ reads
     @property
@@ -281,9 +292,9 @@ class Engine:
                 "state_pre_hash": pre_hash,
                 "state_post_hash": post_hash,
                 "inputs_hash": inputs_hash,
-                "evidence": redact(list(evidence)),
+                "evidence": redact(list(evidence), self.secret_rules),
                 "guards": guards,
-                "justification": _justification(t, step, outcomes, role),
+                "justification": _justification(t, step, outcomes, role, self.secret_rules),
                 "ucxl": ucxl_backlink(
                     self.project_id, step.signer, role, t.name, step.hlc, index, self.config.ucxl_backlink
                 ),
@@ -329,11 +340,13 @@ class Engine:
             self._idem.popitem(last=False)
 
 
-def _justification(t: Transition, step: Step, outcomes: list[GuardOutcome], role: str) -> str:
+def _justification(
+    t: Transition, step: Step, outcomes: list[GuardOutcome], role: str, rules: tuple[PolicyRuleSpec, ...]
+) -> str:
     reason = step.inputs.get("reason")
     parts = [f"{t.name} proposed by {role} {step.signer}"]
     if isinstance(reason, str):
-        parts.append(f"reason: {redact(reason)}")  # the only caller-written text in it
+        parts.append(f"reason: {redact(reason, rules)}")  # the only caller-written text in it
     for o in outcomes:
         parts.append(f"{o.guard} {'ok' if o.ok else 'failed'}: {'; '.join(o.reasons)}")
     if not outcomes:

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.document import genesis
-from swoosh.workflows.engine import EngineConfig, EngineSnapshot
+from swoosh.workflows.engine import EngineConfig, EngineSnapshot, new_engine_config
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.visibility import SEARCH_ATTRIBUTES, search_attributes_of
@@ -47,7 +47,7 @@ def initial_input(
     """The first snapshot of a project: its genesis document (deterministic from project id + keyring)."""
     doc = genesis(default_statechart(), project_id, keyring)
     return LifecycleInput(
-        snapshot=EngineSnapshot(document=doc, config=config or EngineConfig()),
+        snapshot=EngineSnapshot(document=doc, config=config or new_engine_config()),
         settings=settings or LifecycleSettings(),
     )
 

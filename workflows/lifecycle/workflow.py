@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from swoosh.guards.context import GuardContext
     from swoosh.guards.outcome import GuardOutcome, failed
-    from swoosh.guards.policy import BUILTIN_RULES, scan
+    from swoosh.guards.policy import scan
     from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, Rejected
     from swoosh.workflows.document import validate_document
     from swoosh.workflows.engine import Admitted, Engine
@@ -292,7 +292,7 @@ class ProjectLifecycle:
             return DryRunAnswer.would_reject(Rejected.of(err, head))
         if isinstance(admitted, Accepted):
             return DryRunAnswer.would_accept(admitted, head)
-        breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
+        breaches = scan(self.engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
@@ -331,7 +331,7 @@ class ProjectLifecycle:
             return self._rejected(err)
         if isinstance(admitted, Accepted):
             return admitted
-        breaches = scan(BUILTIN_RULES, admitted.proposal.inputs, admitted.proposal.evidence)
+        breaches = scan(self.engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)

@@ -17,7 +17,7 @@ from swoosh.guards.context import GuardContext
 from swoosh.guards.evaluate import evaluate_guards
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact
 from swoosh.workflows.document import genesis
-from swoosh.workflows.engine import ESCAPES_QUARANTINE, Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.engine import ESCAPES_QUARANTINE, Admitted, Engine, EngineSnapshot, new_engine_config
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC
 from swoosh.workflows.proposal import ProposalRequest
@@ -108,7 +108,7 @@ def plan_paths(factory: ProposalFactory, chart: Statechart | None = None, max_de
     chart = chart or default_statechart()
     now_ms = 1_800_000_000_000
     doc = genesis(chart, factory.project_id, factory.signers.keyring())
-    start = _Node(Engine(chart, EngineSnapshot(document=doc, config=EngineConfig(max_offset_ms=10**12))), 0, ())
+    start = _Node(Engine(chart, EngineSnapshot(document=doc, config=new_engine_config(max_offset_ms=10**12))), 0, ())
     paths: dict[str, list[str]] = {}
     seen = {_signature(doc)}
     queue: deque[_Node] = deque([start])

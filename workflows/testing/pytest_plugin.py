@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.decision import verify_chain
-from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.engine import new_engine_config
 from swoosh.workflows.lifecycle.client import ensure_project, read_decisions, read_health, read_state
 from swoosh.workflows.messages import DecisionsPage, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.testing.driver import LifecycleDriver
@@ -144,7 +144,12 @@ async def swoosh_project(
 ) -> ProjectUnderTest:
     project_id = f"test-{uuid.uuid4().hex[:10]}"
     await ensure_project(
-        swoosh_env.client, project_id, swoosh_signers.keyring(), swoosh_task_queue, EngineConfig(), LifecycleSettings()
+        swoosh_env.client,
+        project_id,
+        swoosh_signers.keyring(),
+        swoosh_task_queue,
+        new_engine_config(),
+        LifecycleSettings(),
     )
     factory = ProposalFactory(swoosh_signers, project_id)
     driver = LifecycleDriver.for_client(swoosh_env.client, factory, open_window=swoosh_facts.open_window)

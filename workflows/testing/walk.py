@@ -20,7 +20,7 @@ from swoosh.guards.evaluate import evaluate_guards
 from swoosh.guards.outcome import GuardOutcome
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.crypto import sign_bytes
-from swoosh.workflows.engine import ESCAPES_QUARANTINE, Admitted, Engine, EngineConfig, EngineSnapshot
+from swoosh.workflows.engine import ESCAPES_QUARANTINE, Admitted, Engine, EngineSnapshot, new_engine_config
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC
 from swoosh.workflows.proposal import ProposalRequest, build_body, signing_bytes
@@ -71,7 +71,7 @@ class Walker:
 
         doc = genesis(default_statechart(), self.factory.project_id, self.factory.signers.keyring())
         self.mirror = Engine(
-            default_statechart(), EngineSnapshot(document=doc, config=EngineConfig(max_offset_ms=10**12))
+            default_statechart(), EngineSnapshot(document=doc, config=new_engine_config(max_offset_ms=10**12))
         )
 
     def resync(self, document: dict[str, Any]) -> None:
