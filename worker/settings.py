@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSettings, ShhhSettings
 from swoosh.activities.decisions import RecordsSettings
+from swoosh.activities.receipts import ReceiptSettings
 from swoosh.api.server.tokens import ApiToken, tokens_field
 from swoosh.worker.config_files import read_config, read_secret_file
-from swoosh.activities.receipts import ReceiptSettings
 from swoosh.workflows.engine import EngineConfig, new_engine_config
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN

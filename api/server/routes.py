@@ -311,7 +311,7 @@ async def get_readyz(gateway: GatewayDep) -> JSONResponse:
 
 @router.get(
     "/v1/projects/{project_id}/receipts",
-    dependencies=AUTH,
+    dependencies=READ,
     response_model=ReceiptsAnswer,
     responses=_READ_RESPONSES,
     tags=["projects"],
@@ -328,7 +328,7 @@ DiagramFormat = Annotated[
 
 @router.get(
     "/v1/projects/{project_id}/diagram",
-    dependencies=AUTH,
+    dependencies=READ,
     response_class=Response,
     responses={
         200: {
