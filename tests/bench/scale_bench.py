@@ -2,8 +2,8 @@
 
 10,000 projects (`--projects`) against ONE worker process, one API process and the Temporal dev
 server (SQLite file), all on this machine (the chaos harness's `Stack`). Each project is created
-(`PUT /v1/projects/{id}`) and driven through `--steps` transitions over HTTP (default 4: BOOT,
-licence, the first ingestion and council steps: guards run, records are delivered), by `--concurrency` callers
+(`PUT /v1/projects/{id}`) and driven through `--steps` transitions over HTTP (default 3: BOOT,
+licence with its guard, the first ingestion step with the policy guard; records are delivered), by `--concurrency` callers
 working through the projects. First, the single-project reference: the same transitions on
 projects driven one at a time.
 
@@ -41,7 +41,7 @@ ALL_STEPS = (
     "Environment_CapacityOk",
     "Ingestion_BytesOk",
 )
-STEPS = ALL_STEPS[:4]
+STEPS = ALL_STEPS[:3]
 
 
 @dataclass
@@ -121,7 +121,7 @@ async def sdk_metrics(http: httpx.AsyncClient, url: str) -> dict[str, float]:
     return out
 
 
-async def run(projects: int, concurrency: int, reference: int, root: Path, steps: int) -> str:
+async def run(projects: int, concurrency: int, reference: int, root: Path, steps: int, budget_s: float) -> str:
     async with Stack(root, workers=1, extra_env={"SWOOSH_ENGINE_DR_RETAIN": "16"}) as stack:
         signers = load_signers(stack.keys_dir)
         worker_pid = stack.pids()["worker-0"]
@@ -151,7 +151,7 @@ async def run(projects: int, concurrency: int, reference: int, root: Path, steps
             creations: list[float] = []
 
             async def caller() -> None:
-                while True:
+                while time.perf_counter() - started < budget_s:
                     try:
                         k = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -179,6 +179,8 @@ async def run(projects: int, concurrency: int, reference: int, root: Path, steps
     ref50, ref99 = pct(single.latencies_ms, 0.5), pct(single.latencies_ms, 0.99)
     cached = cache.get("temporal_sticky_cache_size", 0.0)
     per_project_kb = (rss - idle_rss) * 1024 / cached if cached else float("nan")
+    if tally.created < projects:
+        print(f"STOPPED after --max-seconds: {tally.created} of {projects} projects")
     print(f"projects: {tally.created} created in {elapsed:.0f}s ({tally.created / elapsed:.1f}/s, each with its steps)")
     n = len(tally.latencies_ms)
     print(f"transitions: {n} at {tps:.1f}/s with {concurrency} callers; failed {len(tally.failed)}")
@@ -205,10 +207,15 @@ def main() -> int:
     parser.add_argument("--reference", type=int, default=20, help="projects of the single-project reference")
     parser.add_argument("--steps", type=int, default=len(STEPS), choices=range(1, len(ALL_STEPS) + 1))
     parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument(
+        "--max-seconds", type=float, default=float("inf"), help="stop starting new projects after this long"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="swoosh-scale-") as tmp:
         root = args.root or Path(tmp)
-        line = asyncio.run(cancel_on_signal(run(args.projects, args.concurrency, args.reference, root, args.steps)))
+        line = asyncio.run(
+            cancel_on_signal(run(args.projects, args.concurrency, args.reference, root, args.steps, args.max_seconds))
+        )
     print(line, flush=True)
     return 0
 
