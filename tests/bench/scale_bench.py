@@ -3,8 +3,8 @@
 10,000 projects (`--projects`) against ONE worker process, one API process and the Temporal dev
 server (SQLite file), all on this machine (the chaos harness's `Stack`). Each project is created
 (`PUT /v1/projects/{id}`) and driven through `--steps` transitions over HTTP (default 3: BOOT,
-licence with its guard, the first ingestion step with the policy guard; records are delivered), by `--concurrency` callers
-working through the projects. First, the single-project reference: the same transitions on
+licence with its guard, the first ingestion step with the policy guard; records are delivered), by
+`--concurrency` callers working through the projects. First, the single-project reference: the same transitions on
 projects driven one at a time.
 
 Printed: creation rate, transitions/s, p50/p99 latency of a transition against the single-project
