@@ -18,6 +18,7 @@ from swoosh.workflows.errors import REASON_CHARS, clip_text
 
 # The message is built from fields, so it may hold a few of them.
 MESSAGE_CHARS = 2 * REASON_CHARS
+TRACEBACK_CHARS = 8192
 
 SAFE_FIELDS = frozenset(
     {
@@ -69,6 +70,10 @@ class JsonFormatter(logging.Formatter):
             out.update({k: _clipped(redact(v)) for k, v in fields.items() if k in SAFE_FIELDS})
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
+            # The traceback, redacted like every other text (an exception message may quote input),
+            # and bounded: its last lines (where it was raised) are kept.
+            text = redact(self.formatException(record.exc_info))
+            out["traceback"] = text if len(text) <= TRACEBACK_CHARS else "…" + text[-TRACEBACK_CHARS:]
         return json.dumps(out, ensure_ascii=False, default=str)
 
 

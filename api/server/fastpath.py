@@ -33,7 +33,7 @@ class SwooshAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.transition_endpoint
         if endpoint is None or scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
-            return await super().__call__(scope, receive, send)
+            return await self._routed(scope, receive, send)
         scope["app"] = self  # as Starlette sets it for its routes
         path: str = scope["path"]
         if path == _TRANSITION:
@@ -42,7 +42,17 @@ class SwooshAPI(FastAPI):
             project_id = path[len(_V1_PROJECTS) : -len(_TRANSITION)]
             if project_id and "/" not in project_id:
                 return await endpoint(scope, receive, send, project_id)
-        await super().__call__(scope, receive, send)
+        await self._routed(scope, receive, send)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling. Starlette answers a bug with the app's 500 handler (which logs it with its
+        traceback) and then raises it again for the server, and uvicorn would close the connection under
+        the answer and log the same bug once more: the answer is sent, so the bug stops here."""
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
 
 
 class FastTransitions:

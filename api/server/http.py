@@ -93,6 +93,8 @@ class HttpEdge:
     async def render_problem(self, request: Request, exc: HttpProblem) -> JSONResponse:
         """401/404/413/429/503/500 as a `Problem` (a health path's 503 as `HealthDown`), logged."""
         project = request.path_params.get("project_id")
+        # A 500 is a bug: log the traceback of what Temporal's client raised (the problem was raised from it).
+        cause = (exc.__context__ or exc) if exc.status == 500 else None
         jsonlog.problem(
             project,
             request.method,
@@ -102,6 +104,7 @@ class HttpEdge:
             exc.reason,
             exc.retry_after,
             token=principal_label(request),
+            exc=cause,
         )
         if request.url.path.endswith("/health") and isinstance(exc, UnavailableProblem):
             body: dict[str, Any] = HealthDown(reason=exc.reason).model_dump()
@@ -129,11 +132,14 @@ class HttpEdge:
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     async def render_bug(self, request: Request, exc: Exception) -> JSONResponse:
-        """The last resort: a bug is a logged 500 that says nothing about its cause."""
+        """The last resort: a bug is a 500 that says nothing about its cause; the log has its traceback."""
         jsonlog.event(
             f"unexpected {type(exc).__name__} on {request.method} {request.url.path}",
             level=40,
+            exc=exc,
             event="internal_error",
+            method=request.method,
+            path=request.url.path,
             status=500,
         )
         return JSONResponse(

@@ -18,8 +18,8 @@ LOGGER_NAME = "swoosh.api"
 log = logging.getLogger(LOGGER_NAME)
 
 
-def _emit(level: int, msg: str, **fields: Any) -> None:
-    log.log(level, msg, extra={"swoosh": fields})
+def _emit(level: int, msg: str, exc: BaseException | None = None, **fields: Any) -> None:
+    log.log(level, msg, exc_info=exc, extra={"swoosh": fields})
 
 
 def accepted(answer: Accepted, window_id: str | None, token: str | None = None) -> None:
@@ -81,10 +81,12 @@ def problem(
     reason: str,
     retry_after: int | None,
     token: str | None = None,
+    exc: BaseException | None = None,
 ) -> None:
     _emit(
-        logging.WARNING if status >= 500 else logging.INFO,
+        logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO,
         f"{method} {path} -> {status} {error}",
+        exc,
         event="http_problem",
         project_id=project_id,
         method=method,
@@ -97,5 +99,6 @@ def problem(
     )
 
 
-def event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    _emit(level, msg, event=fields.pop("event", "api"), **fields)
+def event(msg: str, level: int = logging.INFO, exc: BaseException | None = None, **fields: Any) -> None:
+    """A lifecycle or diagnostic event; `exc` adds its (redacted) traceback to the line."""
+    _emit(level, msg, exc, event=fields.pop("event", "api"), **fields)

@@ -158,3 +158,38 @@ def test_oversized_fields_give_clipped_reasons_and_log_lines(
     assert len(resp.content) < 4000
     lines = [line for line in log_lines.getvalue().splitlines() if pid in line]
     assert lines and all(len(line) < 5000 for line in lines), max(len(line) for line in lines)
+
+
+class _BrokenClient:
+    """Stands in for a client whose every use hits a bug (not Temporal: no RPC is ever made)."""
+
+    namespace = "default"
+
+    def get_workflow_handle_for(self, *args: object, **kwargs: object) -> None:
+        raise ValueError("bug while reading -----BEGIN PRIVATE KEY----- MIIEv… from the request")
+
+    get_workflow_handle = get_workflow_handle_for
+
+
+def test_a_500_is_logged_with_its_redacted_traceback(
+    stack: Stack, start_api: ServerFactory, log_lines: io.StringIO
+) -> None:
+    async def broken() -> _BrokenClient:
+        return _BrokenClient()
+
+    server = start_api(broken, check_setup=False)
+    factory = ProposalFactory(stack.signers, "bug-project")
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        state = http.get("/v1/projects/bug-project/state")  # FastAPI's routing
+        transition = post(http, "bug-project", factory.body("Boot_ConfigOk", "sha256-" + "0" * 64))  # the fast path
+    for resp in (state, transition):
+        assert resp.status_code == 500 and resp.json() == {
+            "error": "internal",
+            "reason": "internal error; see the API log",
+        }
+    bugs = [json.loads(line) for line in log_lines.getvalue().splitlines() if '"internal_error"' in line]
+    assert {b["path"] for b in bugs} == {"/v1/projects/bug-project/state", "/v1/projects/bug-project/transition"}
+    for b in bugs:
+        assert b["level"] == "error" and b["status"] == 500 and b["exc_type"] == "ValueError"
+        assert "Traceback (most recent call last)" in b["traceback"] and "get_workflow_handle_for" in b["traceback"]
+        assert "BEGIN PRIVATE KEY" not in b["traceback"] and "[REDACTED]" in b["traceback"]
