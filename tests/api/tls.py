@@ -1,4 +1,5 @@
-"""TLS in front of a dev server: a generated CA with server and client certificates, and a TLS proxy.
+"""TLS in front of a dev server (a generated CA with server and client certificates, a TLS proxy) and a relay
+that can break every connection.
 
 The dev server serves plain gRPC only. `TlsProxy` accepts TLS connections (ALPN `h2`: gRPC needs
 HTTP/2 over TLS), optionally demands a client certificate signed by the CA (mutual TLS), and relays
@@ -14,6 +15,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -113,30 +115,36 @@ def make_pki(folder: Path, label: str = "swoosh-test") -> Pki:
     return pki
 
 
-class TlsProxy:
-    """TLS (ALPN h2) on 127.0.0.1:<port>, relayed in plain text to `upstream` (host:port)."""
+class Relay:
+    """A TCP relay on 127.0.0.1:<port> to `upstream` (host:port), TLS-terminating when given a context.
 
-    def __init__(self, pki: Pki, upstream: str, *, mutual: bool = False) -> None:
+    `resetting = True` makes it accept connections and drop them at once, and drop those it relays:
+    to a client, a server whose connections break mid-call (as while it restarts).
+    """
+
+    def __init__(self, upstream: str, context: ssl.SSLContext | None = None) -> None:
         host, _, port = upstream.rpartition(":")
         self.upstream = (host, int(port))
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(pki.server_cert, pki.server_key)
-        self.context.set_alpn_protocols(["h2"])
-        if mutual:
-            self.context.verify_mode = ssl.CERT_REQUIRED
-            self.context.load_verify_locations(pki.ca)
+        self.context = context
         self.server: asyncio.Server | None = None
         self.relayed = 0  # connections that completed the handshake and reached the upstream
+        self.resetting = False
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def reset_all(self) -> None:
+        """From now on, break every connection (those open and those to come)."""
+        self.resetting = True
+        for task in list(self._tasks):
+            task.cancel()
 
     @property
     def address(self) -> str:
         assert self.server is not None
         return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
-    async def start(self) -> TlsProxy:
+    async def start(self) -> Self:
         self.server = await asyncio.start_server(
-            self._serve, "127.0.0.1", 0, ssl=self.context, ssl_handshake_timeout=10
+            self._serve, "127.0.0.1", 0, ssl=self.context, ssl_handshake_timeout=10 if self.context else None
         )
         return self
 
@@ -151,6 +159,9 @@ class TlsProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self.resetting:
+            writer.transport.abort()
+            return
         self._tasks.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
@@ -165,8 +176,24 @@ class TlsProxy:
             pass
         finally:
             for w in (writer, up_writer):
-                w.close()
+                if self.resetting:
+                    w.transport.abort()
+                else:
+                    w.close()
             self._tasks.discard(task)
+
+
+class TlsProxy(Relay):
+    """TLS (ALPN h2) on 127.0.0.1:<port>, relayed in plain text to `upstream` (host:port)."""
+
+    def __init__(self, pki: Pki, upstream: str, *, mutual: bool = False) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(pki.server_cert, pki.server_key)
+        context.set_alpn_protocols(["h2"])
+        if mutual:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(pki.ca)
+        super().__init__(upstream, context)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
