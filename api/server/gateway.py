@@ -106,6 +106,14 @@ async def store_problem(store: DecisionPages) -> str | None:
     return None
 
 
+def _unreachable(err: BaseException) -> HttpProblem:
+    """A failure to connect or to check the namespace: 429 for Temporal's RESOURCE_EXHAUSTED, else 503."""
+    mapped = translate(err) if isinstance(err, RPCError) else None
+    if isinstance(mapped, OverloadedProblem):
+        return mapped
+    return UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}")
+
+
 class ClientSource:
     """A Temporal client, given or connected on demand; connection failures become 503.
 
@@ -145,7 +153,7 @@ class ClientSource:
                     if failure != self._last_failure:
                         self._last_failure = failure
                         jsonlog.event(f"cannot connect to Temporal: {failure}", level=30, event="temporal_unreachable")
-                    raise UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}") from None
+                    raise _unreachable(err) from None
             return self._client
 
     async def _verify(self, client: Client) -> None:
@@ -157,7 +165,7 @@ class ClientSource:
                 async with asyncio.timeout(self._timeout):
                     problem = await self._setup_check(client)
             except (RPCError, RuntimeError, OSError, TimeoutError) as err:  # a lazy client connects here
-                raise UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}") from None
+                raise _unreachable(err) from None
             if problem is not None:
                 raise SetupProblem(problem)
             self._verified = True

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.problems import OverloadedProblem
+from swoosh.worker.api_server import build_server
+from swoosh.worker.settings import Settings
+from swoosh.workflows.errors import ConfigError
 
 
 async def test_admission_bounds_in_flight_and_queue() -> None:
@@ -60,3 +64,21 @@ async def test_admission_wait_is_bounded_in_time() -> None:
 def test_admission_rejects_a_bound_above_temporals() -> None:
     with pytest.raises(ValueError):
         Admission(max_in_flight=11)
+
+
+def test_admission_per_replica_comes_from_the_settings(tmp_path: Path) -> None:
+    """`api.max_in_flight` etc. reach the API a `swoosh api` process serves (no Temporal needed to build it)."""
+    env = {
+        "SWOOSH_API_MAX_IN_FLIGHT": "5",
+        "SWOOSH_API_MAX_WAITING": "7",
+        "SWOOSH_API_MAX_WAIT_MS": "2500",
+        "SWOOSH_DATA_DIR": str(tmp_path),
+    }
+    server = build_server(Settings.load(env), None, None, port=0)
+    admission = server.config.app.state.gateway.admission
+    assert (admission.max_in_flight, admission.max_waiting, admission.max_wait_s) == (5, 7, 2.5)
+
+
+def test_admission_setting_above_temporals_limit_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"api\.max_in_flight from SWOOSH_API_MAX_IN_FLIGHT"):
+        Settings.load({"SWOOSH_API_MAX_IN_FLIGHT": "11"})

@@ -60,3 +60,18 @@ def test_undefined_search_attribute_points_at_swoosh_setup() -> None:
 def test_unknown_project_is_404_and_a_real_bug_stays_500() -> None:
     assert isinstance(translate(rpc(RPCStatusCode.NOT_FOUND, "workflow not found")), NotFoundProblem)
     assert isinstance(translate(rpc(RPCStatusCode.INVALID_ARGUMENT, "malformed request")), InternalProblem)
+
+
+async def test_resource_exhausted_while_checking_the_namespace_is_429() -> None:
+    from swoosh.api.server.gateway import ClientSource
+
+    async def busy(client: object) -> str | None:
+        raise rpc(RPCStatusCode.RESOURCE_EXHAUSTED, "namespace rate limit exceeded")
+
+    async def provider() -> object:
+        return object()
+
+    source = ClientSource(provider, setup_check=busy)  # type: ignore[arg-type]
+    with pytest.raises(OverloadedProblem) as err:
+        await source.get()
+    assert err.value.headers()["Retry-After"] == "1"
