@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swoosh.guards.context import GuardContext
 from swoosh.guards.outcome import GuardOutcome
+from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.engine import EngineSnapshot
 from swoosh.workflows.proposal import ProposalRequest
 
@@ -22,6 +23,7 @@ QUERY_HEALTH = "health"
 QUERY_DECISIONS = "decisions"
 QUERY_REJECTIONS = "rejections"
 QUERY_RECEIPTS = "receipts"
+QUERY_ANSWER = "answer"
 REJECTION_ERROR_TYPE = "SwooshRejected"
 # An Update turned away before it was accepted (nothing written); resending it is always safe.
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
@@ -195,6 +197,19 @@ class HealthView(BaseModel):
     license: str
     quarantined: bool
     delivery_refused: DeliveryRefusal | None = None
+
+
+class AnswerView(BaseModel):
+    """The `answer` query: what the project answers a proposal from its state alone, applying nothing.
+
+    A duplicate's original answer (`accepted`), a rejection (`rejected`), or neither: deciding it
+    would need the run (guards, a write). Used for a closed run, which takes no Update.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: Accepted | None = None
+    rejected: Rejected | None = None
 
 
 class DecisionsPage(BaseModel):

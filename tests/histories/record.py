@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from swoosh.activities.decisions import DecisionStore
 from swoosh.activities.records_jsonl import JsonlSink
@@ -30,7 +30,14 @@ from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
-from swoosh.workflows.lifecycle.client import dry_run, ensure_project, read_state, request_snapshot
+from swoosh.workflows.lifecycle.client import (
+    dry_run,
+    ensure_project,
+    read_rejections,
+    read_state,
+    request_snapshot,
+    signal_proposal,
+)
 from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
@@ -189,6 +196,33 @@ async def receipts(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await sleep(timedelta(seconds=5))
 
 
+async def terminated(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """TERMINATED is final: the run delivers its last records and completes; queries still answer."""
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_LicenseFailed", {"reason": "the licence server refused this deployment"})
+    await client._swoosh_sleep(timedelta(seconds=5))  # type: ignore[attr-defined]  # the last record is delivered
+    await asyncio.sleep(0.5)
+    state = await read_state(client, d.factory.project_id)  # a closed run: a worker replays it to answer
+    assert state.phase["top"] == "TERMINATED", state.phase
+
+
+async def terminated_open(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Before PATCH_TERMINATED_COMPLETES: the TERMINATED run stays open after its last delivery, so a
+    later signal is taken (and rejected). Today's code must replay that, not complete the run."""
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_LicenseFailed", {"reason": "the licence server refused this deployment"})
+    await client._swoosh_sleep(timedelta(seconds=5))  # type: ignore[attr-defined]
+    await asyncio.sleep(0.5)
+    assert d.head is not None
+    body = d.factory.body("Boot_ConfigOk", d.head, {})
+    await signal_proposal(client, d.factory.project_id, ProposalRequest(body=body))
+    await asyncio.sleep(0.5)
+    rejections = await read_rejections(client, d.factory.project_id)
+    assert [r.error for r in rejections] == ["terminated"], rejections
+    await request_snapshot(client, d.factory.project_id)  # a command (continue-as-new) after that point
+    await asyncio.sleep(0.5)
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -200,7 +234,13 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "backlinks": (backlinks, LifecycleSettings()),
     "dryrun": (dryrun, LifecycleSettings()),
     "receipts": (receipts, LifecycleSettings(snapshot_every=4)),
+    "terminated": (terminated, LifecycleSettings()),
+    "terminated-open": (terminated_open, LifecycleSettings()),
 }
+# Recorded by workflow code from before a change, to prove that runs of that time still replay:
+# recording them again with today's code would prove nothing, so only naming one records it.
+# terminated-open: before PATCH_TERMINATED_COMPLETES, a TERMINATED project's run stayed open.
+FROZEN = {"terminated-open"}
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
 
@@ -227,7 +267,7 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
         client = env.client
         object.__setattr__(client, "_swoosh_sleep", env.sleep)
         for name, (scenario, settings) in SCENARIOS.items():
-            if only and name not in only:
+            if (only and name not in only) or (not only and name in FROZEN):
                 continue
             signers = Signers.generate()
             factory = ProposalFactory(signers, f"history-{name}")
@@ -248,7 +288,8 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
                     runs = await history_chain(
                         client, workflow_id(factory.project_id), handle.first_execution_run_id or ""
                     )
-                    await handle.terminate("history recorded")
+                    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                        await handle.terminate("history recorded")
             for old in out_dir.glob(f"{name}-run*.json"):
                 old.unlink()
             events = 0

@@ -19,6 +19,7 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_RECEIPTS,
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
+    PATCH_TERMINATED_COMPLETES,
 )
 from swoosh.workflows.receipts import check_records
 
@@ -30,6 +31,7 @@ HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
 def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
+    assert {"terminated", "terminated-open"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -168,7 +170,7 @@ def test_receipts_are_made_at_snapshots_signed_and_delivered_with_their_records(
 
 def test_histories_from_before_receipts_make_none() -> None:
     for path in Path(__file__).parent.glob("*-run*.json"):
-        if path.name.split("-run")[0] in ("receipts",):
+        if path.name.split("-run")[0] in ("receipts", "terminated"):  # recorded after receipts existed
             continue
         events = json.loads(path.read_text())["events"]
         assert PATCH_RECEIPTS not in _patches(events), path.name
@@ -201,3 +203,40 @@ async def test_replay_detects_a_changed_history(tmp_path: Path) -> None:
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
+
+
+def _events(name: str) -> list[list[dict]]:  # type: ignore[type-arg]
+    return [json.loads(p.read_text())["events"] for p in sorted(Path(__file__).parent.glob(f"{name}-run*.json"))]
+
+
+def test_a_terminated_project_completes_once_its_records_are_delivered() -> None:
+    """After PATCH_TERMINATED_COMPLETES: the run delivers the TERMINATED transition's record, then completes."""
+    (events,) = _events("terminated")
+    assert PATCH_TERMINATED_COMPLETES in _patches(events)
+    kinds = [e["eventType"].removeprefix("EVENT_TYPE_") for e in events]
+    assert kinds[-1] == "WORKFLOW_EXECUTION_COMPLETED" and kinds.count("WORKFLOW_EXECUTION_COMPLETED") == 1
+    delivered, receipts = [], []
+    for e in events:
+        scheduled = e.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "swoosh.deliver_decisions":
+            request = json.loads(base64.b64decode(scheduled["input"]["payloads"][0]["data"]))
+            delivered += [r["index"] for r in request["records"]]
+            receipts += [(r["from_index"], r["to_index"]) for r in request.get("receipts", [])]
+    assert delivered == [1, 2]  # Boot_ConfigOk, Boot_LicenseFailed (into TERMINATED): nothing left behind
+    assert receipts == [(1, 2)]  # the last interval's receipt, as a snapshot would have made it
+    assert kinds.index("WORKFLOW_EXECUTION_COMPLETED") > max(
+        i for i, k in enumerate(kinds) if k == "ACTIVITY_TASK_COMPLETED"
+    )
+
+
+def test_terminated_runs_recorded_before_the_patch_stay_open() -> None:
+    """Recorded by the code before the patch (tests/histories/record.py FROZEN): the TERMINATED run stayed
+    open, took a signal and continued as new when asked. Replaying it (test_replay_history_is_deterministic)
+    fails if the completion is not gated: the replayed run would complete where this one continued."""
+    runs = _events("terminated-open")
+    assert len(runs) == 2 and all(PATCH_TERMINATED_COMPLETES not in _patches(events) for events in runs)
+    kinds = [e["eventType"].removeprefix("EVENT_TYPE_") for e in runs[0]]
+    assert "WORKFLOW_EXECUTION_SIGNALED" in kinds and kinds[-1] == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    for path in Path(__file__).parent.glob("*-run*.json"):
+        if not path.name.startswith("terminated-run"):
+            assert PATCH_TERMINATED_COMPLETES not in _patches(json.loads(path.read_text())["events"]), path.name

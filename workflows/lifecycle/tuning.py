@@ -15,6 +15,7 @@ PATCH_REVERB_SNAPSHOT_MIN = "reverb-snapshot-min"
 PATCH_RECORD_BYTES = "decision-record-byte-limits"
 PATCH_DELIVERY_CHECKED = "decision-delivery-checked"
 PATCH_RECEIPTS = "snapshot-receipts"
+PATCH_TERMINATED_COMPLETES = "terminated-completes"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)

@@ -37,12 +37,14 @@ with workflow.unsafe.imports_passed_through():
         PATCH_RECEIPTS,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
+        PATCH_TERMINATED_COMPLETES,
         QUARANTINE_RATIONALE_CHARS,
     )
     from swoosh.workflows.lifecycle.visibility import details
     from swoosh.workflows.messages import (
         ACTIVITY_GUARDS,
         DRY_RUN_ANSWER_TYPE,
+        QUERY_ANSWER,
         QUERY_DECISIONS,
         QUERY_HEAD,
         QUERY_HEALTH,
@@ -54,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_PROPOSE,
         SIGNAL_SNAPSHOT,
         WORKFLOW_NAME,
+        AnswerView,
         DecisionsPage,
         GuardRequest,
         GuardResponse,
@@ -98,13 +101,15 @@ class ProjectLifecycle:
         self.fence = TaskFence()
         # Runs recorded before the REVERB snapshot minimum existed snapshot at every REVERB; runs
         # recorded before byte limits cut delivery batches by count alone; runs recorded before the
-        # store's acknowledgement was checked counted any answer as the whole batch delivered. Each
-        # asked once, in this order, as each run starts (before any handler), so histories replay unchanged.
+        # store's acknowledgement was checked counted any answer as the whole batch delivered; runs
+        # recorded before a TERMINATED project completed its workflow stayed open. Each asked once, in
+        # this order, as each run starts (before any handler), so histories replay unchanged.
         self.reverb_min = inp.settings.reverb_snapshot_min if workflow.patched(PATCH_REVERB_SNAPSHOT_MIN) else 1
         byte_limits = workflow.patched(PATCH_RECORD_BYTES)
         checked = workflow.patched(PATCH_DELIVERY_CHECKED)
         # Runs recorded before snapshot receipts existed make none (and so deliver none).
         self.receipts = ReceiptBook(inp.receipts, inp.receipts_stored, enabled=workflow.patched(PATCH_RECEIPTS))
+        self.completes = workflow.patched(PATCH_TERMINATED_COMPLETES)
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
         self.pump = DeliveryPump(
             self,
@@ -136,7 +141,7 @@ class ProjectLifecycle:
                 # fence as soon as a later task shows up, even if nothing else runs in it.
                 self.fence.observe(self._task_key())
                 changed = bool(self.inbox) or self._snapshot_due() or self._grace_deadline() != armed
-                return changed and workflow.all_handlers_finished()
+                return (changed or self._finished()) and workflow.all_handlers_finished()
 
             try:
                 await workflow.wait_condition(
@@ -161,6 +166,16 @@ class ProjectLifecycle:
                 )
                 self.resumed()
                 workflow.continue_as_new(self._next_input())
+            if self._finished():
+                # TERMINATED is final: with every record delivered the run completes, so the namespace's
+                # retention applies. Queries still answer (a worker replays the closed run) and the
+                # records stay in the store; the API refuses to start the project again. The last
+                # interval gets its receipt first, as a snapshot would have made (the pump stores it).
+                self.receipts.close_interval(self.engine.project_id)
+                if not self.receipts.pending:
+                    self.resumed()
+                    self.describe()
+                    return
 
     async def quiet(self) -> None:
         """Wait until no Update handler is in flight.
@@ -180,6 +195,19 @@ class ProjectLifecycle:
 
     def _task_key(self) -> TaskKey:
         return workflow.info().get_current_history_length(), self._now_ms()
+
+    def _finished(self) -> bool:
+        """The project is TERMINATED and nothing is left to do: no record to deliver, no signal, no handler."""
+        return (
+            self.completes
+            and self.engine.top == "TERMINATED"
+            and not self.snapshot_wanted
+            and not self.inbox
+            and not self.outbox.undelivered
+            and not self.receipts.pending
+            and self.pump.state is PumpState.IDLE
+            and workflow.all_handlers_finished()
+        )
 
     def _snapshot_due(self) -> bool:
         if self.engine.top == "TERMINATED" and not self.snapshot_wanted:
@@ -458,6 +486,16 @@ class ProjectLifecycle:
     @workflow.query(name=QUERY_REJECTIONS)
     def rejection_log(self) -> list[RejectionLogEntry]:
         return list(self.rejections)
+
+    @workflow.query(name=QUERY_ANSWER)
+    def answer(self, req: ProposalRequest) -> AnswerView:
+        """A proposal's answer from the state alone (admission only, nothing applied): for a closed run,
+        which takes no Update but still answers a TERMINATED project's `terminated` and a resend's duplicate."""
+        try:
+            admitted = self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            return AnswerView(rejected=Rejected.of(err, self.engine.head_hash))
+        return AnswerView(accepted=admitted) if isinstance(admitted, Accepted) else AnswerView()
 
 
 def _result(o: GuardOutcome) -> GuardResult:
