@@ -20,6 +20,7 @@ from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.problems import (
+    ClosedProblem,
     ForbiddenProblem,
     HttpProblem,
     NotFoundProblem,
@@ -39,6 +40,7 @@ from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import (
+    ProjectClosed,
     dry_run,
     ensure_project,
     propose,
@@ -260,22 +262,30 @@ class Gateway:
 
     # ------------------------------------------------------------------ projects
     async def create_project(self, project_id: str) -> bool:
-        """Start the project's workflow unless it runs already; True when created now."""
+        """Start the project's workflow unless it runs already; True when created now.
+
+        A project whose workflow is closed is never started again (ClosedProblem, 409): a new run would
+        start from genesis and fork the project's decision-record chain.
+        """
         if self.keyring is None:
             raise UnavailableProblem("no keyring configured: projects cannot be created", retry_after=None)
         keyring = self.keyring
 
-        async def describe(c: Client) -> bool:
+        async def describe(c: Client) -> WorkflowExecutionStatus | None:
             try:
                 desc = await c.get_workflow_handle(workflow_id(project_id)).describe()
             except RPCError as err:
                 if err.status == RPCStatusCode.NOT_FOUND:
-                    return False
+                    return None
                 raise
-            return desc.status == WorkflowExecutionStatus.RUNNING
+            return desc.status
 
-        if await self._call(project_id, self.query_timeout_s, describe):
+        status = await self._call(project_id, self.query_timeout_s, describe)
+        if status == WorkflowExecutionStatus.RUNNING:
             return False
+        if status is not None:
+            raise ClosedProblem(str(ProjectClosed(project_id, status.name)))
+        # Closed since the describe: the id reuse policy refuses, and that is a ClosedProblem too.
         await self._call(
             project_id,
             self.query_timeout_s,
@@ -532,6 +542,15 @@ class Gateway:
         while not stop.is_set():
             try:
                 created = await self.create_project(self.default_project)
+            except ClosedProblem as err:
+                jsonlog.event(
+                    f"default project not started: {err.reason}; legacy callers get its state and 409s. "
+                    "Choose another default project (SWOOSH_DEFAULT_PROJECT) to start a new one",
+                    level=40,
+                    event="default_project_closed",
+                    project_id=self.default_project,
+                )
+                return
             except HttpProblem as err:
                 if err.reason != last:
                     level = 40 if isinstance(err, SetupProblem) else 30

@@ -1,7 +1,7 @@
 """HTTP-level failures of the API and the translation of Temporal client errors into them.
 
 Contract rejections (400) are answers, not errors, and never pass through here. Everything else a
-route can fail with is an `HttpProblem`: 401, 403, 404, 413, 429, 503 (and 500 for a bug). Temporal's
+route can fail with is an `HttpProblem`: 401, 403, 404, 409, 413, 429, 503 (and 500 for a bug). Temporal's
 exceptions are mapped at this one boundary so no route sees an `RPCError`.
 """
 
@@ -13,10 +13,11 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.errors import clip_text
-from swoosh.workflows.lifecycle.client import turned_away
+from swoosh.workflows.lifecycle.client import ProjectClosed, is_closed, turned_away
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 OVERLOADED_RETRY_AFTER_S = 1
@@ -54,6 +55,12 @@ class ForbiddenProblem(HttpProblem):
 
 class NotFoundProblem(HttpProblem):
     status, error = 404, "not_found"
+
+
+class ClosedProblem(HttpProblem):
+    """409: the project's workflow is closed; it is never started again and takes no transition."""
+
+    status, error = 409, "closed"
 
 
 class PayloadTooLargeProblem(HttpProblem):
@@ -128,7 +135,13 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
     rpc = rpc_error_in(err) if not turned_away(err) else None
     if rpc is not None:
         err = rpc
+    if isinstance(err, ProjectClosed):
+        return ClosedProblem(str(err))
+    if isinstance(err, WorkflowAlreadyStartedError):  # the id reuse policy refused to start a closed project again
+        return ClosedProblem(str(ProjectClosed(project_id or "?")))
     if isinstance(err, RPCError):
+        if is_closed(err):
+            return ClosedProblem(f"{what} is closed: it takes no transitions (its state stays readable)")
         if err.status == RPCStatusCode.NOT_FOUND:
             return NotFoundProblem(f"{what} does not exist")
         if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
@@ -140,7 +153,7 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
         if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
             return SetupProblem(f"Temporal refused a search attribute ({err.message[:200]}): run `swoosh setup`")
         if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message.lower():
-            return NotFoundProblem(f"{what} is closed")
+            return ClosedProblem(f"{what} is closed: it takes no transitions (its state stays readable)")
         if err.status == RPCStatusCode.FAILED_PRECONDITION or "workflow task" in err.message.lower():
             # The project's workflow cannot take work right now (a workflow task is failing or not
             # yet processed, e.g. while a worker recovers): a transient condition, not a bug.

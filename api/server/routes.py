@@ -47,6 +47,7 @@ _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": DryRunAnswer, "description": "`?dry_run=true`: what a real send would be answered; nothing changed"},
     202: {"model": Accepted, "description": "accepted now, or a duplicate of an accepted proposal"},
     400: {"model": RejectionBody, "description": "rejected with a contract code; nothing changed"},
+    409: {"model": Problem, "description": "the project's workflow is closed (not at TERMINATED): no transitions"},
     413: {"model": Problem, "description": "body over 1 MiB"},
     **_PROBLEMS,
 }
@@ -208,7 +209,11 @@ async def get_health(
     dependencies=ADMIN,
     response_model=ProjectCreated,
     status_code=201,
-    responses={200: {"model": ProjectCreated, "description": "the project already exists"}, **_READ_RESPONSES},
+    responses={
+        200: {"model": ProjectCreated, "description": "the project already exists"},
+        409: {"model": Problem, "description": "the project is closed: it is never started again"},
+        **_READ_RESPONSES,
+    },
     tags=["projects"],
     summary="Create a project (idempotent); its identities come from the keyring",
 )

@@ -13,14 +13,21 @@ from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.document import genesis
 from swoosh.workflows.engine import EngineConfig, EngineSnapshot, new_engine_config
+from swoosh.workflows.errors import SwooshError
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.visibility import SEARCH_ATTRIBUTES, search_attributes_of
@@ -83,9 +90,41 @@ def _start_options(project_id: str, inp: LifecycleInput, task_queue: str) -> dic
         "id": workflow_id(project_id),
         "task_queue": task_queue,
         "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        # A closed project (its workflow completed at TERMINATED, failed or was terminated) is never
+        # started again from genesis under the same id: that would fork its decision-record chain.
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
         "search_attributes": search_attributes_of(inp.snapshot.document),
         "static_summary": f"SWOOSH project {project_id}",
     }
+
+
+class ProjectClosed(SwooshError):
+    """The project's workflow is closed: it takes no transition and is never started again."""
+
+    def __init__(self, project_id: str, status: str | None = None) -> None:
+        how = f" (its workflow {status.lower()})" if status else ""
+        super().__init__(
+            f"project {project_id} is closed{how}: it takes no transitions and is not started again; "
+            "its state and decision records stay readable"
+        )
+        self.project_id = project_id
+        self.status = status
+
+
+def is_closed(err: BaseException) -> bool:
+    """Temporal's answer to an Update or Signal sent to a workflow that has completed."""
+    return isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND and "completed" in err.message.lower()
+
+
+async def closed_status(client: Client, project_id: str) -> str | None:
+    """The status name of the project's closed workflow, None while it runs or when there is none."""
+    try:
+        desc = await client.get_workflow_handle(workflow_id(project_id)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return None if desc.status in (None, WorkflowExecutionStatus.RUNNING) else desc.status.name
 
 
 def update_id(request: ProposalRequest) -> str:
@@ -148,7 +187,19 @@ async def propose(client: Client, project_id: str, request: ProposalRequest) -> 
     async def send() -> Accepted:
         return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request))
 
-    return await _update(send)
+    try:
+        return await _update(send)
+    except RPCError as err:
+        if not is_closed(err):
+            raise
+    # A closed run takes no Update, but its state still answers: a resend of an accepted proposal is
+    # its duplicate, anything else sent to a TERMINATED project the contract's `terminated` rejection.
+    view = await wf.query(ProjectLifecycle.answer, request)
+    if view.accepted is not None:
+        return view.accepted
+    if view.rejected is not None:
+        return view.rejected
+    raise ProjectClosed(project_id, await closed_status(client, project_id))
 
 
 async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> DryRunAnswer:
