@@ -116,6 +116,48 @@ class ReceiptsAnswer(BaseModel):
     receipts: list[Receipt]
 
 
+class WindowClassView(BaseModel):
+    """One BACKBEAT window class: open now (until `closes_at_ms`), or when it opens next."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_id: str | None = Field(description="the window to name in a proposal (null: not known ahead, http mode)")
+    open: bool
+    opens_at_ms: int | None
+    closes_at_ms: int | None
+    opens_in_ms: int | None = Field(description="0 while open")
+    closes_in_ms: int | None
+
+
+class NextWindowed(BaseModel):
+    """The project's next window-gated transition and its window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transition: str
+    window_class: str
+    window_id: str | None
+    open: bool
+    opens_in_ms: int | None
+    closes_in_ms: int | None
+
+
+class WindowsAnswer(BaseModel):
+    """GET /v1/projects/{project_id}/window: BACKBEAT now, per window class, and what the project needs next."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: str
+    now_ms: int
+    source: str = Field(description="where the table comes from: the embedded schedule, or a BACKBEAT frame")
+    window_id: str | None = Field(description="the window (bar) in progress")
+    phase: str | None = Field(description="the window class open now: plan, work, review or reverb")
+    classes: dict[str, WindowClassView]
+    gates: dict[str, str] = Field(description="which window class gates which transition (the statechart's `window`)")
+    next: NextWindowed | None = Field(description="the project's next gated transition; null outside EXECUTION")
+    error: str | None = None
+
+
 class ProposalEnvelope(BaseModel):
     """The proposal body of docs/contract.md (documentation only: the API reads the body as sent)."""
 
@@ -140,6 +182,7 @@ __all__ = [
     "DecisionsAnswer",
     "GuardResult",
     "HealthDown",
+    "NextWindowed",
     "Probe",
     "Problem",
     "ProjectCreated",
@@ -148,4 +191,6 @@ __all__ = [
     "ReceiptsAnswer",
     "RejectionBody",
     "RejectionCode",
+    "WindowClassView",
+    "WindowsAnswer",
 ]

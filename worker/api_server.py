@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 
 from swoosh.activities.decisions import decision_store
+from swoosh.activities.windows import BackbeatWindows
 from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.app import create_app
@@ -147,6 +148,7 @@ def build_server(
         default_project=settings.api.default_project,
         tokens=settings.api.tokens,
         decision_store=decision_store(settings.records, Path(settings.data_dir)),
+        windows=BackbeatWindows(settings.backbeat),
         engine_config=settings.engine.config(),
         lifecycle_settings=settings.lifecycle(),
         admission=Admission(

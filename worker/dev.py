@@ -220,7 +220,11 @@ def _banner(
         f"http://{settings.api.host}:{settings.api.port}/metrics",
         f"  Keyring      {kr.path}"
         + ("   (generated for development; keys in " + str(kr.keys_dir) + ")" if kr.generated else ""),
+        f"  Receipts     signed with {settings.receipts.key_file or 'the key in SWOOSH_RECEIPTS_KEY'}",
         f"  Project      {project}: index {index}, head {head}",
+        "",
+        "Next, in a second terminal in this folder (with the same SWOOSH_* variables, if you set any):",
+        "  .venv/bin/swoosh demo      # a new project into EXECUTION and once around the loop, step by step",
         "",
     ]
     return "\n".join(lines)

@@ -26,8 +26,25 @@ TOKEN_ENV = "SWOOSH_TOKEN"
 TOKEN_FILE_ENV = "SWOOSH_TOKEN_FILE"
 
 
+def default_api_url(env: Mapping[str, str] | None = None) -> str:
+    """$SWOOSH_API_URL, else the API the same variables would start (`SWOOSH_API_PUBLIC_URL`, host and port)."""
+    env = os.environ if env is None else env
+    if env.get("SWOOSH_API_URL"):
+        return env["SWOOSH_API_URL"].rstrip("/")
+    if env.get("SWOOSH_API_PUBLIC_URL"):
+        return env["SWOOSH_API_PUBLIC_URL"].rstrip("/")
+    host = env.get("SWOOSH_API_HOST") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    port = env.get("SWOOSH_API_PORT") or DEFAULT_API.rsplit(":", 1)[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=os.environ.get("SWOOSH_API_URL", DEFAULT_API), help="API base URL")
+    parser.add_argument(
+        "--api",
+        default=default_api_url(),
+        help="API base URL (default $SWOOSH_API_URL, else http://$SWOOSH_API_HOST:$SWOOSH_API_PORT)",
+    )
     parser.add_argument("--project", default=os.environ.get("SWOOSH_DEFAULT_PROJECT", "default"), help="project id")
     parser.add_argument(
         "--token-file",
@@ -54,7 +71,7 @@ def bearer_token(args: argparse.Namespace, environ: Mapping[str, str] | None = N
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("transition", help="e.g. Boot_ConfigOk")
-    parser.add_argument("--inputs", default="{}", help="inputs as a JSON object (default {})")
+    parser.add_argument("--inputs", default="{}", help="inputs: a JSON object, @file or - for stdin (default {})")
     parser.add_argument("--key", required=True, type=Path, help="private key file written by `swoosh keygen`")
     parser.add_argument("--window-id", default=None)
     parser.add_argument("--evidence", action="append", default=None, help="evidence reference (repeatable)")
@@ -68,20 +85,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
 
 
-def _inputs(text: str) -> dict[str, Any] | None:
+def read_inputs(text: str, prog: str = "swoosh propose") -> dict[str, Any] | None:
+    """`--inputs`: a JSON object given inline, as `@file`, or `-` for stdin; None (after saying why) if not."""
+    source = "--inputs"
+    try:
+        if text == "-":
+            text, source = sys.stdin.read(), "stdin"
+        elif text.startswith("@"):
+            source = text[1:]
+            text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"{prog}: cannot read {source}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
+        return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        print(f"swoosh propose: --inputs is not JSON: {err}", file=sys.stderr)
+        print(f"{prog}: {source} is not JSON: {err}", file=sys.stderr)
         return None
     if not isinstance(value, dict):
-        print("swoosh propose: --inputs must be a JSON object", file=sys.stderr)
+        print(f"{prog}: {source} must hold a JSON object", file=sys.stderr)
         return None
     return value
 
 
 def main(args: argparse.Namespace) -> int:
-    inputs = _inputs(args.inputs)
+    inputs = read_inputs(args.inputs)
     if inputs is None:
         return 2
     try:

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.fastpath import FastTransitions, SwooshAPI
-from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPages, Gateway
+from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPages, Gateway, WindowSource
 from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.routes import router
@@ -52,6 +52,7 @@ def create_app(
     query_timeout_s: float = 15.0,
     create_default_project: bool = True,
     check_setup: bool = True,
+    windows: WindowSource | None = None,
 ) -> SwooshAPI:
     """Build the API.
 
@@ -66,6 +67,8 @@ def create_app(
             needs such records is a 503 `records_unavailable`.
         check_setup: before first using Temporal, check that `swoosh setup` prepared the namespace
             (until then every request is a 503 `setup_required` naming the command).
+        windows: BACKBEAT's windows, for `GET /v1/projects/{id}/window` (the worker composes it from its
+            BACKBEAT settings, `activities/windows.py`); closed with the app. None = that read is a 503.
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
@@ -81,6 +84,7 @@ def create_app(
         update_timeout_s=update_timeout_s,
         query_timeout_s=query_timeout_s,
         decision_store=decision_store,
+        windows=windows,
     )
     edge = HttpEdge(gateway, tokens, max_body_bytes)
 
@@ -98,6 +102,8 @@ def create_app(
                     await task
             if decision_store is not None:
                 await decision_store.aclose()
+            if windows is not None:
+                await windows.aclose()
 
     app = SwooshAPI(title="SWOOSH API", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway

@@ -15,7 +15,15 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.api.models import DecisionsAnswer, Receipt, ReceiptsAnswer, RejectionBody
+from swoosh.api.models import (
+    DecisionsAnswer,
+    NextWindowed,
+    Receipt,
+    ReceiptsAnswer,
+    RejectionBody,
+    WindowClassView,
+    WindowsAnswer,
+)
 from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.metrics import ApiMetrics
@@ -55,6 +63,9 @@ from swoosh.workflows.lifecycle.views import document_view
 from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
 from swoosh.workflows.replay.timetravel import PastStates, PastUnavailable
+from swoosh.workflows.statechart import default_statechart
+
+CHART = default_statechart()
 
 T = TypeVar("T")
 ClientProvider = Callable[[], Awaitable[Client]]
@@ -114,6 +125,17 @@ def _unreachable(err: BaseException) -> HttpProblem:
     if isinstance(mapped, OverloadedProblem):
         return mapped
     return UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}")
+
+
+class WindowSource(Protocol):
+    """BACKBEAT's windows as the workers' facts will show them (the worker composes it from its settings)."""
+
+    async def windows(self) -> dict[str, Any]:
+        """`{"now_ms", "source", "window_id", "phase", "classes": {class: {window_id, open, opens_at_ms,
+        closes_at_ms}}, "error"}`."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class ClientSource:
@@ -228,6 +250,7 @@ class Gateway:
     query_timeout_s: float = 15.0
     exhausted_retries: int = 3
     decision_store: DecisionPages | None = None  # None: only the records the workflow still holds
+    windows: WindowSource | None = None  # None: this API cannot tell callers about BACKBEAT windows
     past: PastStates = field(default_factory=PastStates)
     past_timeout_s: float = 120.0  # rebuilding an old state may read a few megabytes of history
 
@@ -490,6 +513,49 @@ class Gateway:
                 "another store; retry later"
             )
         return older
+
+    async def window(self, project_id: str) -> WindowsAnswer:
+        """BACKBEAT now, each window class, and the project's next window-gated transition."""
+        view = await self._call(project_id, self.query_timeout_s, lambda c: read_state(c, project_id, ["meta"]))
+        if self.windows is None:
+            raise UnavailableProblem("this API has no BACKBEAT settings to read windows from", retry_after=None)
+        table = await self.windows.windows()
+        now = int(table["now_ms"])
+        classes = {
+            name: WindowClassView(
+                **c,
+                opens_in_ms=None if c["opens_at_ms"] is None else max(0, int(c["opens_at_ms"]) - now),
+                closes_in_ms=None if c["closes_at_ms"] is None else max(0, int(c["closes_at_ms"]) - now),
+            )
+            for name, c in table["classes"].items()
+        }
+        gates = {t.name: str(t.spec.window) for t in CHART.transitions.values() if t.spec.window is not None}
+        nxt = None
+        if view.phase["top"] == "EXECUTION":
+            for t in CHART.transitions.values():
+                s = t.spec
+                if s.window is not None and s.machine == "execution" and view.phase["execution"] in t.sources:
+                    c = classes.get(s.window)
+                    nxt = NextWindowed(
+                        transition=s.name,
+                        window_class=s.window,
+                        window_id=c.window_id if c else None,
+                        open=bool(c and c.open),
+                        opens_in_ms=c.opens_in_ms if c else None,
+                        closes_in_ms=c.closes_in_ms if c else None,
+                    )
+                    break
+        return WindowsAnswer(
+            project_id=project_id,
+            now_ms=now,
+            source=str(table["source"]),
+            window_id=table.get("window_id"),
+            phase=table.get("phase"),
+            classes=classes,
+            gates=gates,
+            next=nxt,
+            error=table.get("error"),
+        )
 
     async def receipts(self, project_id: str) -> ReceiptsAnswer:
         """Every snapshot receipt: those in the store, then those the workflow has not stored yet (unsigned)."""

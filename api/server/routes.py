@@ -22,6 +22,7 @@ from swoosh.api.models import (
     ProposalEnvelope,
     ReceiptsAnswer,
     RejectionBody,
+    WindowsAnswer,
 )
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
 from swoosh.api.server.http import HttpEdge, edge_of, forbidden_reason, principal_of, require
@@ -324,6 +325,18 @@ async def get_readyz(gateway: GatewayDep) -> JSONResponse:
 )
 async def get_project_receipts(project_id: str, gateway: GatewayDep) -> JSONResponse:
     return answer(check_project(project_id) or await gateway.receipts(project_id))
+
+
+@router.get(
+    "/v1/projects/{project_id}/window",
+    dependencies=READ,
+    response_model=WindowsAnswer,
+    responses=_READ_RESPONSES,
+    tags=["projects"],
+    summary="BACKBEAT windows now: the open one, when each class opens next, and the project's next gated step",
+)
+async def get_project_window(project_id: str, gateway: GatewayDep) -> JSONResponse:
+    return answer(check_project(project_id) or await gateway.window(project_id))
 
 
 DiagramFormat = Annotated[

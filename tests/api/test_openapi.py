@@ -37,6 +37,7 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/v1/projects/{project_id}/decisions",
         "/v1/projects/{project_id}/diagram",
         "/v1/projects/{project_id}/receipts",
+        "/v1/projects/{project_id}/window",
     }
     for path in ("/transition", "/v1/projects/{project_id}/transition"):
         responses = paths[path]["post"]["responses"]
