@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-bind",
         default=None,
-        help="Prometheus endpoint for the Temporal SDK's client metrics (default: off; the API's own are at /metrics)",
+        help="Prometheus endpoint for the Temporal SDK's client metrics (default settings api.sdk_metrics_bind: off)",
     )
     parser.add_argument(
         "--insecure",
@@ -188,7 +188,8 @@ def main(args: argparse.Namespace) -> int:
     host = args.host or settings.api.host
     refuse_open_bind(host, settings.api.tokens, args.insecure)
     keyring = load_keyring(settings.keyring)
-    runtime = runtime_with_metrics(args.metrics_bind) if args.metrics_bind else None
+    sdk_metrics = settings.api.sdk_metrics_bind if args.metrics_bind is None else args.metrics_bind
+    runtime = runtime_with_metrics(sdk_metrics) if sdk_metrics else None
     asyncio.run(check_setup_at_start(settings, runtime))
     server = build_server(settings, None, keyring, args.host, args.port, runtime)
     target = resolve(settings.temporal)

@@ -61,6 +61,9 @@ class ApiSettings(_Section):
     max_in_flight: int = Field(default=8, ge=1, le=10)
     max_waiting: int = Field(default=64, ge=0, le=10_000)
     max_wait_ms: int = Field(default=10_000, ge=0, le=600_000)
+    # Prometheus endpoint for the Temporal SDK's metrics of the API's client; empty = none (the API's
+    # own metrics are on its /metrics either way).
+    sdk_metrics_bind: str = Field(default="", pattern=r"^(\S+:\d{1,5})?$")
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +18,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from swoosh.activities.records_jsonl import JsonlSink
+from swoosh.api.client import dev_keyring
 from swoosh.worker.health import HealthServer
 from swoosh.worker.run_worker import running_worker
 from swoosh.worker.settings import Settings
@@ -135,3 +141,41 @@ def test_worker_health_bind_must_be_host_port(bind: str) -> None:
 
     with pytest.raises(ConfigError, match=r"worker\.health_bind"):
         Settings.load({"SWOOSH_WORKER_HEALTH_BIND": bind})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_swoosh_api_process_is_ready_and_exports_its_clients_sdk_metrics(stack: Stack, tmp_path: Path) -> None:
+    api_port, metrics_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "SWOOSH_TEMPORAL_ADDRESS": stack.target,
+        "SWOOSH_API_PORT": str(api_port),
+        "SWOOSH_API_SDK_METRICS_BIND": f"127.0.0.1:{metrics_port}",
+        "SWOOSH_DATA_DIR": str(tmp_path),
+        "SWOOSH_KEYRING": str(dev_keyring(tmp_path / "keys").path),
+    }
+    cmd = [sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"]
+    log = tmp_path / "api.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 60
+            ready = None
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert ready is not None and ready.json() == {"status": "ready"}, log.read_text()
+            sdk = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+            assert sdk.status_code == 200 and "temporal_request" in sdk.text  # the SDK's client metrics
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert proc.returncode == 0, log.read_text()
