@@ -64,7 +64,9 @@ async def _send(http: httpx.AsyncClient, method: str, url: str, tally: Tally, **
         tally.resends += 1
         after = r.headers.get("Retry-After", "") if r is not None else ""
         await asyncio.sleep(min(float(after), 2.0) if after.isdigit() else 0.05 * (attempt + 1))
-    raise RuntimeError(f"{method} {url}: no answer after 60 attempts")
+    if r is not None:
+        return r  # the last 429/503: the caller counts it as failed
+    raise httpx.ConnectError(f"{method} {url}: no answer after 60 attempts")
 
 
 async def drive(http: httpx.AsyncClient, factory: ProposalFactory, tally: Tally, steps: int = len(STEPS)) -> None:
@@ -76,6 +78,9 @@ async def drive(http: httpx.AsyncClient, factory: ProposalFactory, tally: Tally,
         return
     tally.created += 1
     r = await _send(http, "GET", f"/v1/projects/{pid}/state", tally, params={"projection": "meta"})
+    if r.status_code != 200:
+        tally.failed.append(f"{pid}: GET state {r.status_code} {r.text[:200]}")
+        return
     head = r.json()["hash"]
     for n, transition in enumerate(ALL_STEPS[:steps]):
         inputs, _ = valid_inputs(factory, transition, None, n, 0, "backbeat:W-1")
@@ -121,8 +126,13 @@ async def sdk_metrics(http: httpx.AsyncClient, url: str) -> dict[str, float]:
     return out
 
 
-async def run(projects: int, concurrency: int, reference: int, root: Path, steps: int, budget_s: float) -> str:
-    async with Stack(root, workers=1, extra_env={"SWOOSH_ENGINE_DR_RETAIN": "16"}) as stack:
+async def run(
+    projects: int, concurrency: int, reference: int, root: Path, steps: int, budget_s: float, cache: int | None
+) -> str:
+    env = {"SWOOSH_ENGINE_DR_RETAIN": "16"}
+    if cache is not None:
+        env["SWOOSH_WORKER_MAX_CACHED_WORKFLOWS"] = str(cache)
+    async with Stack(root, workers=1, extra_env=env) as stack:
         signers = load_signers(stack.keys_dir)
         worker_pid = stack.pids()["worker-0"]
         limits = httpx.Limits(max_connections=concurrency + 4)
@@ -207,6 +217,7 @@ def main() -> int:
     parser.add_argument("--reference", type=int, default=20, help="projects of the single-project reference")
     parser.add_argument("--steps", type=int, default=len(STEPS), choices=range(1, len(ALL_STEPS) + 1))
     parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--cache", type=int, default=None, help="the worker's sticky cache (default its setting)")
     parser.add_argument(
         "--max-seconds", type=float, default=float("inf"), help="stop starting new projects after this long"
     )
@@ -214,7 +225,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="swoosh-scale-") as tmp:
         root = args.root or Path(tmp)
         line = asyncio.run(
-            cancel_on_signal(run(args.projects, args.concurrency, args.reference, root, args.steps, args.max_seconds))
+            cancel_on_signal(
+                run(args.projects, args.concurrency, args.reference, root, args.steps, args.max_seconds, args.cache)
+            )
         )
     print(line, flush=True)
     return 0
