@@ -149,6 +149,7 @@ class ClusterReport:
     faults: list[str] = field(default_factory=list)
     answers: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    network: str = ""  # the run's namespace prefix (every namespace it made starts with it)
 
     @property
     def ok(self) -> bool:
@@ -388,6 +389,7 @@ async def run_cluster(profile: ClusterProfile, root: Path, *, seed: int = 1, log
     report.faults = [f.describe() for f in profile.faults]
     log(f"cluster: profile {profile.name}: {len(profile.faults)} faults over {profile.duration_s:.0f}s; root {root}")
     with Network.create(list(HOSTS), extra={"db": ["postgres"]}) as net:
+        report.network = net.tag
         log(
             f"cluster: hosts on {net.subnet}.0/24: "
             + ", ".join(f"{n}={h.address}" for n, h in net.hosts.items())
