@@ -29,6 +29,7 @@ from swoosh.api.server import jsonlog
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.app import create_app
 from swoosh.api.server.http import HttpEdge
+from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.tokens import TokenSet
 from swoosh.worker import logs
 from swoosh.worker.keyring_file import load_keyring
@@ -36,8 +37,10 @@ from swoosh.worker.settings import Loaded, Settings, load_settings
 from swoosh.worker.token_reload import TokenReloader
 from swoosh.workflows.errors import ConfigError, TemporalUnreachable
 from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle import telemetry
 from swoosh.workflows.lifecycle.connection import connect, resolve, runtime_with_metrics
 from swoosh.workflows.lifecycle.namespace import require_setup
+from swoosh.workflows.lifecycle.runtime import MetricsRuntime
 
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -139,10 +142,18 @@ def build_server(
     port: int | None = None,
     runtime: Runtime | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the API; `client` shared when given, else connected on demand (with `runtime`)."""
+    """A uvicorn server for the API; `client` shared when given, else connected on demand.
+
+    An API with a client of its own exports that client's SDK metrics: on `runtime`'s endpoint when
+    one is given (`--metrics-bind`), else appended to its own `/metrics`. A shared client's are the
+    sharing process's (`swoosh dev`: the worker's metrics port).
+    """
     api = settings.api
+    own = MetricsRuntime("swoosh-api", settings.instance) if client is None and runtime is None else None
+    metrics = ApiMetrics(sdk_text=own.sdk_text if own is not None else None)
     app = create_app(
-        client if client is not None else provider(settings, runtime),
+        client if client is not None else provider(settings, own.runtime if own is not None else runtime),
+        metrics=metrics,
         task_queue=settings.temporal.task_queue,
         keyring=keyring,
         default_project=settings.api.default_project,
@@ -187,6 +198,8 @@ def main(args: argparse.Namespace) -> int:
     settings = loaded.settings
     host = args.host or settings.api.host
     refuse_open_bind(host, settings.api.tokens, args.insecure)
+    logs.add_secrets(logs.secret_values(settings))
+    telemetry.configure_from_env("swoosh-api")
     keyring = load_keyring(settings.keyring)
     sdk_metrics = settings.api.sdk_metrics_bind if args.metrics_bind is None else args.metrics_bind
     runtime = runtime_with_metrics(sdk_metrics) if sdk_metrics else None

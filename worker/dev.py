@@ -27,13 +27,15 @@ from swoosh.activities.receipts import ReceiptSettings, write_dev_receipt_key
 from swoosh.api.client import DevKeyring, dev_keyring
 from swoosh.worker.api_server import refuse_open_bind
 from swoosh.worker.keyring_file import load_keyring
-from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker
+from swoosh.worker.run_worker import DEFAULT_METRICS_BIND, running_worker, start_metrics
 from swoosh.worker.settings import Loaded, Settings, load_settings
 from swoosh.worker.token_reload import TokenReloader
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle import telemetry
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
-from swoosh.workflows.lifecycle.connection import TemporalTarget, connect, resolve, runtime_with_metrics
+from swoosh.workflows.lifecycle.connection import TemporalTarget, connect, resolve
+from swoosh.workflows.lifecycle.runtime import MetricsRuntime
 from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
 
 
@@ -135,20 +137,22 @@ async def run_dev(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    metrics_server = None
     try:
         await _wait_ready(settings, proc)
+        telemetry.configure_from_env("swoosh-dev")
+        metrics = MetricsRuntime("swoosh-dev", settings.instance)
         client = None
         for _ in range(100):
             try:
-                client = await connect(
-                    settings.temporal, runtime=runtime_with_metrics(metrics_bind), client_environment=False
-                )
+                client = await connect(settings.temporal, runtime=metrics.runtime, client_environment=False)
                 break
             except RuntimeError:
                 await asyncio.sleep(0.2)
         if client is None:
             raise SystemExit("swoosh dev: cannot connect to the Temporal dev server")
         await register_search_attributes(client)
+        metrics_server = await start_metrics(metrics, settings, metrics_bind)
         async with running_worker(settings, client, no_sticky=no_sticky):
             project = settings.api.default_project
             await ensure_project(
@@ -164,6 +168,8 @@ async def run_dev(
                 await api.stop()
     finally:
         print("swoosh dev: stopping", flush=True)
+        if metrics_server is not None:
+            await metrics_server.stop()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=15)

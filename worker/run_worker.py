@@ -2,6 +2,9 @@
 
 It refuses to start on a namespace `swoosh setup` has not prepared, logs its start and stop with
 its settings (never a secret), and serves `GET /livez` and `GET /readyz` on `worker.health_bind`.
+Its metrics port serves the Temporal SDK's metrics and the workflow-side swoosh_* metrics, zero from
+the start for every transition and guard; `OTEL_*` variables turn tracing on (`connect()` adds
+Temporal's OpenTelemetry plugin to the client, and so to this worker).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -25,10 +29,12 @@ from swoosh.activities.facts import FactsService
 from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.activities.receipts import ReceiptSigner, receipt_signer
 from swoosh.worker.health import HealthServer
+from swoosh.worker.metrics_http import MetricsServer
 from swoosh.worker.settings import Settings, WorkerSettings
-from swoosh.workflows.lifecycle import ProjectLifecycle
-from swoosh.workflows.lifecycle.connection import connect, resolve, runtime_with_metrics
+from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
+from swoosh.workflows.lifecycle.connection import connect, resolve
 from swoosh.workflows.lifecycle.namespace import namespace_problem, require_setup
+from swoosh.workflows.lifecycle.runtime import MetricsRuntime
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 
 __all__ = ["DEFAULT_METRICS_BIND", "RunningWorker", "build_worker", "running_worker", "runtime_with_metrics", "serve"]
@@ -48,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="TOML settings file (else $SWOOSH_CONFIG)")
 
 
+async def start_metrics(runtime: MetricsRuntime, settings: Settings, bind: str | None) -> MetricsServer | None:
+    """Zero series for this worker's namespace and task queue, served on `bind` (None: not served)."""
+    runtime.zero_workflow_series(settings.temporal.namespace, settings.temporal.task_queue)
+    return await MetricsServer(runtime).start(bind) if bind else None
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -61,6 +73,9 @@ def build_worker(
     tuning = tuning or WorkerSettings()
     guard_acts = GuardActivities(facts)
     deliver_acts = DeliveryActivities(sink, signer)
+    # The workflow's log lines carry their fields as JSON (worker/logs.py); the SDK's default would
+    # also append a text rendering of the workflow's info to every message.
+    workflow.logger.workflow_info_on_message = False
     return Worker(
         client,
         task_queue=task_queue,
@@ -149,8 +164,11 @@ def start_fields(settings: Settings, metrics_bind: str | None, no_sticky: bool) 
 
 async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -> None:
     fields = start_fields(settings, metrics_bind, no_sticky)
-    client = await connect(settings.temporal, runtime=runtime_with_metrics(metrics_bind))
+    telemetry.configure_from_env("swoosh-worker")
+    metrics = MetricsRuntime("swoosh-worker", settings.instance)
+    client = await connect(settings.temporal, runtime=metrics.runtime)
     await require_setup(client)
+    server = await start_metrics(metrics, settings, metrics_bind)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,11 +180,11 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
             settings.temporal.task_queue,
             extra={"swoosh": {"event": "worker_start", **fields, "health": health.address if health else ""}},
         )
-        metrics = f"metrics http://{metrics_bind}/metrics" if metrics_bind else "no metrics endpoint"
+        endpoint = f"metrics http://{metrics_bind}/metrics" if metrics_bind else "no metrics endpoint"
         receipts = settings.receipts.key_file or ("a key from SWOOSH_RECEIPTS_KEY" if settings.receipts.key else None)
         print(
             f"swoosh worker: task queue {settings.temporal.task_queue} on {resolve(settings.temporal).address}; "
-            f"{metrics}; data {settings.data_dir}"
+            f"{endpoint}; data {settings.data_dir}"
             + (f"; health http://{health.address}/readyz" if health else "")
             + f"; receipts signed with {receipts or 'no key (unsigned)'}",
             flush=True,
@@ -178,6 +196,8 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
             extra={"swoosh": {"event": "worker_stopping", "task_queue": settings.temporal.task_queue}},
         )
     log.info("worker stopped", extra={"swoosh": {"event": "worker_stop", "task_queue": settings.temporal.task_queue}})
+    if server is not None:
+        await server.stop()
     print("swoosh worker: stopped", flush=True)
 
 

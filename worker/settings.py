@@ -137,6 +137,8 @@ class Settings(_Section):
     # so every process and every message names the same folder whatever it later changes to.
     data_dir: Path = Path(".swoosh")
     keyring: Path | None = None
+    # This process's name in metrics (the `swoosh_instance` tag); empty = the host name.
+    instance: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     kaching: KachingSettings = Field(default_factory=KachingSettings)
     backbeat: BackbeatSettings = Field(default_factory=BackbeatSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)

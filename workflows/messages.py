@@ -118,6 +118,8 @@ class LifecycleInput(BaseModel):
     receipts: list[dict[str, Any]] = Field(default_factory=list)
     receipts_stored: list[dict[str, Any]] = Field(default_factory=list)
     refusal: DeliveryRefusal | None = None  # the store's last refusal, still standing
+    # When the project entered RECOVERY / QUARANTINED (HLC wall ms), for swoosh_recovery_time_seconds.
+    entered: dict[str, int] = Field(default_factory=dict)
 
 
 class GuardRequest(BaseModel):

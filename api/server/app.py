@@ -22,9 +22,11 @@ from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.routes import router
 from swoosh.api.server.tokens import ApiToken, TokenSet
+from swoosh.api.server.tracing import instrument, traced_fast_path
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id
 from swoosh.workflows.keyring import Keyring
+from swoosh.workflows.lifecycle import telemetry
 from swoosh.workflows.lifecycle.namespace import setup_problem
 from swoosh.workflows.messages import LifecycleSettings
 
@@ -53,6 +55,7 @@ def create_app(
     create_default_project: bool = True,
     check_setup: bool = True,
     windows: WindowSource | None = None,
+    tracing: bool | None = None,
 ) -> SwooshAPI:
     """Build the API.
 
@@ -69,6 +72,8 @@ def create_app(
             (until then every request is a 503 `setup_required` naming the command).
         windows: BACKBEAT's windows, for `GET /v1/projects/{id}/window` (the worker composes it from its
             BACKBEAT settings, `activities/windows.py`); closed with the app. None = that read is a 503.
+        tracing: instrument the routes for OpenTelemetry; None = when this process traces
+            (`OTEL_TRACES_EXPORTER`).
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
@@ -109,5 +114,10 @@ def create_app(
     app.state.gateway = gateway
     edge.install(app)
     app.include_router(router)
-    app.transition_endpoint = FastTransitions(edge, gateway)
+    fast = FastTransitions(edge, gateway)
+    app.transition_endpoint = fast
+    app.responded = gateway.metrics.responded
+    if telemetry.enabled() if tracing is None else tracing:
+        instrument(app)
+        app.traced_transitions = traced_fast_path(fast)
     return app

@@ -14,35 +14,49 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from swoosh.api.server.gateway import Gateway
 from swoosh.api.server.http import HttpEdge, forbidden_reason
 from swoosh.api.server.problems import ForbiddenProblem, HttpProblem
 from swoosh.api.server.routes import answer_transition
+from swoosh.api.server.tracing import FAST_PROJECT_KEY
 
 TransitionEndpoint = Callable[[Scope, Receive, Send, str | None], Awaitable[None]]
 _V1_PROJECTS, _TRANSITION = "/v1/projects/", "/transition"
 
 
 class SwooshAPI(FastAPI):
-    """FastAPI, with the two transition routes answered by `transition_endpoint` when one is set."""
+    """FastAPI, with the two transition routes answered by `transition_endpoint` when one is set.
+
+    `traced_transitions` (set when tracing is on) wraps that endpoint in OpenTelemetry's ASGI
+    middleware, which FastAPI's instrumentation cannot do for requests it never routes.
+    `responded` counts every answer's status code.
+    """
 
     transition_endpoint: TransitionEndpoint | None = None
+    traced_transitions: ASGIApp | None = None
+    responded: Callable[[int], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.responded is not None and scope["type"] == "http":
+            send = _counting(send, self.responded)
         endpoint = self.transition_endpoint
         if endpoint is None or scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             return await self._routed(scope, receive, send)
-        scope["app"] = self  # as Starlette sets it for its routes
         path: str = scope["path"]
-        if path == _TRANSITION:
-            return await endpoint(scope, receive, send, None)
-        if path.startswith(_V1_PROJECTS) and path.endswith(_TRANSITION):
+        project_id: str | None = None
+        if path != _TRANSITION:
+            if not (path.startswith(_V1_PROJECTS) and path.endswith(_TRANSITION)):
+                return await self._routed(scope, receive, send)
             project_id = path[len(_V1_PROJECTS) : -len(_TRANSITION)]
-            if project_id and "/" not in project_id:
-                return await endpoint(scope, receive, send, project_id)
-        await self._routed(scope, receive, send)
+            if not project_id or "/" in project_id:
+                return await self._routed(scope, receive, send)
+        scope["app"] = self  # as Starlette sets it for its routes
+        if self.traced_transitions is not None:
+            scope[FAST_PROJECT_KEY] = project_id
+            return await self.traced_transitions(scope, receive, send)
+        await endpoint(scope, receive, send, project_id)
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI's own handling. Starlette answers a bug with the app's 500 handler (which logs it with its
@@ -53,6 +67,15 @@ class SwooshAPI(FastAPI):
         except Exception:
             if scope["type"] != "http":
                 raise
+
+
+def _counting(send: Send, count: Callable[[int], None]) -> Send:
+    async def counting_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            count(int(message["status"]))
+        await send(message)
+
+    return counting_send
 
 
 class FastTransitions:

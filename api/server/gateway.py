@@ -40,6 +40,7 @@ from swoosh.api.server.problems import (
     translate,
 )
 from swoosh.api.server.tokens import ANONYMOUS, Principal, required_scope
+from swoosh.api.server.tracing import annotate
 from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.document import projection_sections
@@ -374,6 +375,7 @@ class Gateway:
         self.metrics.answered(project_id, answer, started)
         if isinstance(answer, Rejected):
             return self._reject(project_id, body, header_fields, RejectionBody.of_answer(answer), principal)
+        annotate(project_id, answer.transition, answer)
         jsonlog.accepted(answer, _str(body, header_fields, "window_id"), principal.label)
         return TransitionOutcome(202, answer)
 
@@ -408,6 +410,7 @@ class Gateway:
         principal: Principal = ANONYMOUS,
     ) -> TransitionOutcome:
         transition = body.get("transition") if body else None
+        annotate(project_id, transition if isinstance(transition, str) else None, rejection)
         jsonlog.rejected(
             project_id,
             transition if isinstance(transition, str) else None,
@@ -450,9 +453,7 @@ class Gateway:
             return RejectionBody.schema_error(str(err), head)
 
     async def health(self, project_id: str) -> HealthView:
-        view = await self._call(project_id, self.query_timeout_s, lambda c: read_health(c, project_id))
-        self.metrics.health(project_id, view.walLag)
-        return view
+        return await self._call(project_id, self.query_timeout_s, lambda c: read_health(c, project_id))
 
     async def decisions(self, project_id: str, after_index: int, limit: int) -> DecisionsAnswer:
         """A page of records `after_index + 1 ..`: the workflow's retained ones, older ones from the store.

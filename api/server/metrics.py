@@ -1,21 +1,25 @@
-"""The brief's metrics as the API observes them, on a registry of the app's own.
+"""The API's own metrics, on a registry of the app's own, plus its Temporal client's SDK metrics.
 
-The canonical `swoosh_transition_total`, `swoosh_guard_fail_total` and `swoosh_quarantine_total`
-are counted by the worker through `workflow.metric_meter()` (replay-safe, and they also see Signal
-and system transitions). The API counts the answers it returns under `swoosh_api_*` names, so a
-Prometheus scraping both never counts a transition twice. Latency, retries, recovery time and WAL
-lag are observed here under the brief's names.
+The brief's `swoosh_transition_total`, `swoosh_guard_fail_total`, `swoosh_quarantine_total`,
+`swoosh_state_advance_latency_seconds`, `swoosh_recovery_time_seconds` and `swoosh_wal_lag_records`
+are the workflow's (exported by the worker: replay-safe, one value however many API replicas
+answer, and they also see Signal and system transitions). The API counts the answers it returns
+under `swoosh_api_*` names, so a Prometheus scraping both never counts a transition twice, and owns
+`swoosh_retry_count` (retries are seen by callers and the API only). Every series the API knows of
+is exported from the start (at zero), so `increase()` and alerts see the first event.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from swoosh.workflows.answers import Accepted, Rejected
+from swoosh.workflows.lifecycle.observe import GUARDS, enters_quarantine
 from swoosh.workflows.statechart import Statechart, default_statechart
 
 __all__ = ["METRIC_NAMES", "PROMETHEUS_CONTENT_TYPE", "ApiMetrics"]
@@ -23,24 +27,27 @@ __all__ = ["METRIC_NAMES", "PROMETHEUS_CONTENT_TYPE", "ApiMetrics"]
 METRIC_NAMES = (
     "swoosh_api_transition_total",
     "swoosh_api_guard_fail_total",
-    "swoosh_state_advance_latency_seconds",
+    "swoosh_api_state_advance_latency_seconds",
     "swoosh_retry_count",
     "swoosh_api_quarantine_total",
-    "swoosh_recovery_time_seconds",
-    "swoosh_wal_lag_records",
+    "swoosh_api_responses_total",
 )
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-RECOVERY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
-SPECIAL_STATES = ("RECOVERY", "QUARANTINED")
+# Status codes the API answers with; each is exported at zero from the start.
+STATUS_CODES = ("200", "201", "202", "400", "401", "404", "405", "413", "429", "500", "503")
 
 
 @dataclass
 class ApiMetrics:
-    """Prometheus metrics of one API app (its own registry, so several apps can share a process)."""
+    """Prometheus metrics of one API app (its own registry, so several apps can share a process).
+
+    `sdk_text`: when the API owns its Temporal client's runtime, a blocking function returning that
+    runtime's SDK metrics (Prometheus text), appended to the exposition.
+    """
 
     chart: Statechart = field(default_factory=default_statechart)
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
-    _entered: dict[tuple[str, str], float] = field(default_factory=dict)
+    sdk_text: Callable[[], str] | None = None
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -51,8 +58,8 @@ class ApiMetrics:
             "swoosh_api_guard_fail_total", "Guard rejections answered by the API", ["guard"], registry=r
         )
         self.latency = Histogram(
-            "swoosh_state_advance_latency_seconds",
-            "Request to accepted answer, by the region (epoch) the transition advances",
+            "swoosh_api_state_advance_latency_seconds",
+            "Request to accepted answer at the API, by the region (epoch) the transition advances",
             ["region"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -68,22 +75,30 @@ class ApiMetrics:
         self.quarantines = Counter(
             "swoosh_api_quarantine_total", "Transitions into QUARANTINED answered by the API", registry=r
         )
-        self.recovery = Histogram(
-            "swoosh_recovery_time_seconds",
-            "Time from entering RECOVERY or QUARANTINED to leaving it, as observed from answers",
-            ["state"],
-            buckets=RECOVERY_BUCKETS,
-            registry=r,
+        self.responses = Counter(
+            "swoosh_api_responses_total", "HTTP answers of the API, by status code", ["code"], registry=r
         )
-        self.wal_lag = Gauge(
-            "swoosh_wal_lag_records",
-            "Accepted transitions since the project's last snapshot",
-            ["project_id"],
-            registry=r,
-        )
+        for name in sorted(self.chart.transitions):
+            self.transitions.labels(transition=name)
+            self.retries.labels(transition=name)
+        self.retries.labels(transition="unknown")
+        for guard in GUARDS:
+            self.guard_fails.labels(guard=guard)
+        for region in sorted({t.spec.epoch for t in self.chart.transitions.values()}):
+            self.latency.labels(region=region)
+        for code in STATUS_CODES:
+            self.responses.labels(code=code)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The API's metrics and, when it owns its client's runtime, the SDK's (blocking)."""
+        own = generate_latest(self.registry)
+        if self.sdk_text is None:
+            return own
+        try:
+            sdk = self.sdk_text().encode("utf-8")
+        except OSError:
+            return own
+        return own + sdk
 
     def region(self, transition: str) -> str:
         t = self.chart.transitions.get(transition)
@@ -93,43 +108,18 @@ class ApiMetrics:
         known = transition if transition in self.chart.transitions else "unknown"
         self.retries.labels(transition=known).inc(times)
 
+    def responded(self, status: int) -> None:
+        self.responses.labels(code=str(status)).inc()
+
     def answered(self, project_id: str, answer: Accepted | Rejected, started: float) -> None:
         """Count one answer the API returns (duplicates are not counted again)."""
         if isinstance(answer, Rejected):
             if answer.error == "guard_failed" and answer.failing_guard:
                 self.guard_fails.labels(guard=answer.failing_guard).inc()
-                if answer.failing_guard == "policy":
-                    # A policy breach quarantines the project by a system transition (counted by the worker).
-                    self._enter(project_id, "QUARANTINED")
             return
         if answer.duplicate:
             return
-        now = time.monotonic()
         self.transitions.labels(transition=answer.transition).inc()
-        self.latency.labels(region=self.region(answer.transition)).observe(max(0.0, now - started))
-        t = self.chart.transitions.get(answer.transition)
-        if t is None:
-            return
-        spec = t.spec
-        quarantines = spec.to == "QUARANTINED" or any(e.op == "quarantine" for e in spec.effects)
-        if quarantines:
+        self.latency.labels(region=self.region(answer.transition)).observe(max(0.0, time.monotonic() - started))
+        if enters_quarantine(self.chart, answer.transition):
             self.quarantines.inc()
-        if spec.machine == "top" and isinstance(spec.from_, tuple):
-            # Only a transition that names RECOVERY/QUARANTINED as its source leaves it (pause does not).
-            for state in SPECIAL_STATES:
-                if state in spec.from_ and spec.to != state:
-                    entered = self._entered.pop((project_id, state), None)
-                    if entered is not None:
-                        self.recovery.labels(state=state).observe(max(0.0, now - entered))
-        if quarantines:
-            self._enter(project_id, "QUARANTINED")
-        elif spec.machine == "top" and spec.to == "RECOVERY":
-            self._enter(project_id, "RECOVERY")
-
-    def _enter(self, project_id: str, state: str) -> None:
-        self._entered.setdefault((project_id, state), time.monotonic())
-        if len(self._entered) > 100_000:  # bound memory against project-id churn
-            self._entered.pop(next(iter(self._entered)))
-
-    def health(self, project_id: str, wal_lag: int) -> None:
-        self.wal_lag.labels(project_id=project_id).set(wal_lag)

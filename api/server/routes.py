@@ -7,6 +7,7 @@ error answers are `http.py`'s. The two transition routes are usually answered by
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any, Literal
 
@@ -374,4 +375,5 @@ async def get_project_diagram(
 
 @router.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")
 async def get_metrics(gateway: GatewayDep) -> Response:
-    return Response(gateway.metrics.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
+    body = await asyncio.to_thread(gateway.metrics.exposition)  # may read the SDK exporter over loopback
+    return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)

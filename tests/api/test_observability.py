@@ -125,11 +125,13 @@ def test_metrics_have_the_brief_names_and_count_once_per_accepted_answer(
     assert s[("swoosh_api_guard_fail_total", (("guard", "license"),))] == 1
     assert s[("swoosh_retry_count", (("transition", "Control_Pause"),))] == 1
     assert s[("swoosh_api_quarantine_total", ())] == 1
-    assert s[("swoosh_recovery_time_seconds_count", (("state", "QUARANTINED"),))] == 1
-    assert s[("swoosh_state_advance_latency_seconds_count", (("region", "boot"),))] == 1
-    assert s[("swoosh_state_advance_latency_seconds_count", (("region", "control"),))] == 2
-    assert s[("swoosh_state_advance_latency_seconds_count", (("region", "policy"),))] == 2
-    assert s[("swoosh_wal_lag_records", (("project_id", pid),))] == 5
+    assert s[("swoosh_api_state_advance_latency_seconds_count", (("region", "boot"),))] == 1
+    assert s[("swoosh_api_state_advance_latency_seconds_count", (("region", "control"),))] == 2
+    assert s[("swoosh_api_state_advance_latency_seconds_count", (("region", "policy"),))] == 2
+    assert s[("swoosh_api_state_advance_latency_seconds_count", (("region", "council"),))] == 0
+    assert s[("swoosh_api_responses_total", (("code", "202"),))] == 6
+    assert s[("swoosh_api_responses_total", (("code", "400"),))] == 1
+    assert s[("swoosh_api_responses_total", (("code", "500"),))] == 0
 
 
 @pytest.mark.parametrize(
@@ -193,3 +195,18 @@ def test_a_500_is_logged_with_its_redacted_traceback(
         assert b["level"] == "error" and b["status"] == 500 and b["exc_type"] == "ValueError"
         assert "Traceback (most recent call last)" in b["traceback"] and "get_workflow_handle_for" in b["traceback"]
         assert "BEGIN PRIVATE KEY" not in b["traceback"] and "[REDACTED]" in b["traceback"]
+
+
+def test_a_500_is_logged_with_its_traceback_and_no_secret(log_lines: io.StringIO) -> None:
+    from swoosh.worker import logs
+
+    secret = "tok-" + uuid.uuid4().hex
+    logs.add_secrets([secret])
+    try:
+        raise RuntimeError(f"boom with Bearer {'x' * 24} and {secret}")
+    except RuntimeError as err:
+        logging.getLogger("swoosh.api").error("unexpected", exc_info=err, extra={"swoosh": {"status": 500}})
+    line = json.loads(log_lines.getvalue().splitlines()[-1])
+    assert line["status"] == 500 and line["exc_type"] == "RuntimeError"
+    assert "test_a_500_is_logged_with_its_traceback" in line["traceback"]
+    assert secret not in line["traceback"] and "x" * 24 not in line["traceback"]

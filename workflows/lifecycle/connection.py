@@ -35,6 +35,8 @@ DEFAULT_NAMESPACE = "default"
 _ADDRESS = re.compile(r"^\S+:\d{1,5}$")
 _HEADER = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
+from swoosh.workflows.lifecycle import telemetry
+
 
 class TemporalSettings(BaseModel):
     """How to reach the Temporal frontend, and which task queue SWOOSH's workers poll.
@@ -239,7 +241,8 @@ async def connect(
 ) -> Client:
     """A client for the configured cluster and namespace, with SWOOSH's data converter.
 
-    Raises ConfigError for unusable settings and TemporalUnreachable (with what to check) when the
+    When `OTEL_TRACES_EXPORTER` turns tracing on, the client (and every worker built from it) carries
+    Temporal's OpenTelemetry plugin (see `telemetry.py`). Raises ConfigError for unusable settings and TemporalUnreachable (with what to check) when the
     cluster cannot be reached as configured.
     """
     target = resolve(settings, environ, client_environment=client_environment)
@@ -254,6 +257,7 @@ async def connect(
             data_converter=data_converter(),
             runtime=runtime or Runtime.default(),
             lazy=lazy,
+            plugins=telemetry.client_plugins(),
         )
     except RuntimeError as err:
         raise TemporalUnreachable(explain_failure(target, str(err))) from None

@@ -23,6 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from swoosh.workflows.engine import Engine
+from swoosh.workflows.lifecycle.observe import Observer
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.lifecycle.receipts import ReceiptBook
 from swoosh.workflows.lifecycle.tuning import DELIVER_RETRY, SINK_BACKOFF
@@ -67,12 +68,14 @@ class DeliveryPump:
         engine: Engine,
         outbox: Outbox,
         settings: LifecycleSettings,
+        observer: Observer,
         *,
         checked: bool = True,
         refusal: DeliveryRefusal | None = None,
         receipts: ReceiptBook | None = None,
     ) -> None:
         self.conductor = conductor
+        self.observer = observer
         self.engine = engine
         self.outbox = outbox
         self.settings = settings
@@ -112,14 +115,15 @@ class DeliveryPump:
             receipts = self.receipts.deliverable(int(batch[-1]["index"]) if batch else outbox.delivered_index)
             self.state = PumpState.DELIVERING
             try:
-                result = await workflow.execute_activity(
-                    ACTIVITY_DELIVER,
-                    DeliveryRequest(project_id=self.engine.project_id, records=batch, receipts=receipts),
-                    result_type=DeliveryResult,
-                    start_to_close_timeout=timedelta(milliseconds=s.deliver_timeout_ms),
-                    retry_policy=DELIVER_RETRY,
-                    summary=_summary(batch, receipts),
-                )
+                with self.observer.delivery_span(batch):  # in the trace of each transition it carries
+                    result = await workflow.execute_activity(
+                        ACTIVITY_DELIVER,
+                        DeliveryRequest(project_id=self.engine.project_id, records=batch, receipts=receipts),
+                        result_type=DeliveryResult,
+                        start_to_close_timeout=timedelta(milliseconds=s.deliver_timeout_ms),
+                        retry_policy=DELIVER_RETRY,
+                        summary=_summary(batch, receipts),
+                    )
             except ActivityError as err:
                 c.resumed()
                 self._note_failure(err)
@@ -139,6 +143,7 @@ class DeliveryPump:
             self.refusal = None
             if batch:
                 outbox.delivered(batch, result.last_index)
+            self.observer.delivered(result.last_index)
             self.receipts.delivered(result.receipts)
             c.describe()
 

@@ -46,7 +46,11 @@ CORE = tuple(
         "lifecycle.views",
     )
 )
-PASSTHROUGH = ("pydantic", "pydantic_core", "cryptography", "yaml", "annotated_types", "swoosh.guards", *CORE)
+# OpenTelemetry's API holds process-wide state (the tracer provider, the context variable): workflow
+# code must see the worker's, as Temporal's OpenTelemetry plugin also arranges.
+PASSTHROUGH = (
+    "pydantic", "pydantic_core", "cryptography", "yaml", "annotated_types", "opentelemetry", "swoosh.guards", *CORE
+)  # fmt: skip
 
 # The object the stock runner creates inside the sandbox and calls through `exec`.
 _IN_SANDBOX = "__temporal_in_sandbox"

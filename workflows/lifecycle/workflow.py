@@ -19,6 +19,10 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
+
     from swoosh.guards.context import GuardContext
     from swoosh.guards.outcome import GuardOutcome, failed
     from swoosh.guards.policy import scan
@@ -29,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle import views
     from swoosh.workflows.lifecycle.delivery import DeliveryPump, PumpState
     from swoosh.workflows.lifecycle.fence import TaskFence, TaskKey
+    from swoosh.workflows.lifecycle.observe import ROOT, Observer
     from swoosh.workflows.lifecycle.outbox import Outbox
     from swoosh.workflows.lifecycle.receipts import ReceiptBook
     from swoosh.workflows.lifecycle.tuning import (
@@ -91,6 +96,8 @@ class ProjectLifecycle:
         self.engine = Engine(CHART, inp.snapshot)
         self.lock = asyncio.Lock()
         self.inbox: list[ProposalRequest] = list(inp.inbox)
+        # The trace each queued signal arrived with (in memory only: signals from a snapshot start new traces).
+        self.inbox_traces: list[Context | None] = [None] * len(self.inbox)
         self.rejections = views.rejection_log(inp.rejections, self.settings.rejection_log)
         self.snapshot_index = inp.snapshot_index
         self.snapshot_hlc = inp.snapshot_hlc
@@ -111,19 +118,18 @@ class ProjectLifecycle:
         self.receipts = ReceiptBook(inp.receipts, inp.receipts_stored, enabled=workflow.patched(PATCH_RECEIPTS))
         self.completes = workflow.patched(PATCH_TERMINATED_COMPLETES)
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
+        # Spans, log lines and metrics: emitted once, never while replaying; no commands.
+        self.observer = Observer(CHART, self.engine.project_id, inp.entered)
         self.pump = DeliveryPump(
             self,
             self.engine,
             self.outbox,
             self.settings,
+            self.observer,
             checked=checked,
             refusal=inp.refusal if checked else None,
             receipts=self.receipts,
         )
-        meter = workflow.metric_meter()
-        self.m_transitions = meter.create_counter("swoosh_transition_total", "accepted transitions")
-        self.m_guard_fail = meter.create_counter("swoosh_guard_fail_total", "guard failures")
-        self.m_quarantine = meter.create_counter("swoosh_quarantine_total", "projects quarantined")
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -154,7 +160,7 @@ class ProjectLifecycle:
             self.resumed()
             await self._fire_timers()
             while self.inbox and not self._snapshot_due():
-                await self._process_signal(self.inbox.pop(0))
+                await self._process_signal(self.inbox.pop(0), self.inbox_traces.pop(0))
             if self._snapshot_due():
                 self.draining = True
                 # Continue-as-new only from here, after every handler finished (never from a handler),
@@ -235,6 +241,7 @@ class ProjectLifecycle:
             refusal=self.pump.refusal,
             receipts=self.receipts.pending,
             receipts_stored=self.receipts.stored,
+            entered=self.observer.entered,
         )
 
     def _now_ms(self) -> int:
@@ -252,7 +259,7 @@ class ProjectLifecycle:
         if deadline is not None and self._now_ms() >= deadline:
             async with self.lock:
                 if self.engine.document["control"]["license"]["phase"] == "DEGRADED_GRACE":
-                    self._system("License_GraceExpired", {})
+                    self._system("License_GraceExpired", {}, parent=ROOT)
 
     # ------------------------------------------------------------------ transitions
     # Named after the method (UPDATE_TRANSITION): the SDK types method references only for the bare decorator.
@@ -340,43 +347,57 @@ class ProjectLifecycle:
     def propose(self, req: ProposalRequest) -> None:
         """Fire-and-forget path: queued, decided by the run loop; rejections go to the rejection log."""
         self.inbox.append(req)
+        caller = trace.get_current_span().get_span_context()
+        self.inbox_traces.append(trace.set_span_in_context(trace.NonRecordingSpan(caller)) if caller.is_valid else None)
 
     @workflow.signal(name=SIGNAL_SNAPSHOT)
     def request_snapshot(self) -> None:
         """Operator-forced snapshot: continue-as-new at the next safe point."""
         self.snapshot_wanted = True
 
-    async def _process_signal(self, req: ProposalRequest) -> None:
+    async def _process_signal(self, req: ProposalRequest, parent: Context | None) -> None:
         async with self.lock:
-            answer = await self._decide(req)
+            answer = await self._decide(req, parent or ROOT)
         if isinstance(answer, Rejected):
             self.rejections.append(views.rejection_entry(req, answer, self.engine.index))
 
-    async def _decide(self, req: ProposalRequest) -> Accepted | Rejected:
+    async def _decide(self, req: ProposalRequest, parent: Context | None = None) -> Accepted | Rejected:
+        """Decide a proposal; `parent`: the trace its span joins (None: the handler's current one)."""
         try:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
-            return self._rejected(err)
+            rejected = self._rejected(err)
+            with self.observer.transition_span(parent) as span:
+                self.observer.rejected(span, _transition_of(req), rejected)
+            return rejected
         if isinstance(admitted, Accepted):
-            return admitted
+            return admitted  # a duplicate: nothing new was decided, so no span of its own
+        with self.observer.transition_span(parent) as span:
+            answer, record = await self._decide_admitted(admitted)
+            if isinstance(answer, Rejected):
+                self.observer.rejected(span, admitted.proposal.transition, answer)
+            elif record:
+                self._accepted(answer, record, admitted.transition.spec.snapshot, span)
+            else:
+                self.observer.duplicate(span, answer)  # applied meanwhile under the same idem_key
+        return answer
+
+    async def _decide_admitted(self, admitted: Admitted) -> tuple[Accepted | Rejected, dict[str, Any]]:
+        """Guards and the engine for an admitted proposal; the record is empty unless newly applied."""
         breaches = scan(self.engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)
             breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
-            return self._rejected(breach, [_result(outcome)])
+            return self._rejected(breach, [_result(outcome)]), {}
         outcomes = await self._run_guards(admitted)
         try:
             answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
         except ProposalError as err:
-            if err.code == "guard_failed":
-                self.m_guard_fail.with_additional_attributes({"guard": err.failing_guard or "?"}).add(1)
-                if err.failing_guard == "policy":
-                    self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
-            return self._rejected(err, [_result(o) for o in outcomes])
-        if record:
-            self._accepted(answer, record, admitted.transition.spec.snapshot)
-        return answer
+            if err.code == "guard_failed" and err.failing_guard == "policy":
+                self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
+            return self._rejected(err, [_result(o) for o in outcomes]), {}
+        return answer, record
 
     def _rejected(self, err: ProposalError, guards: list[GuardResult] | None = None) -> Rejected:
         """A contract rejection with the head after the call (and whether the project is quarantined then)."""
@@ -411,9 +432,11 @@ class ProjectLifecycle:
         )
         return list(response.outcomes)
 
-    def _system(self, name: str, inputs: dict[str, Any]) -> Accepted:
-        answer, record = self.engine.apply_system(name, inputs, self._now_ms())
-        self._accepted(answer, record, False)
+    def _system(self, name: str, inputs: dict[str, Any], parent: Context | None = None) -> Accepted:
+        """Apply a transition SWOOSH decides itself; its span joins `parent` (None: the current trace)."""
+        with self.observer.transition_span(parent) as span:
+            answer, record = self.engine.apply_system(name, inputs, self._now_ms())
+            self._accepted(answer, record, False, span)
         return answer
 
     def _quarantine_for(self, outcome: GuardOutcome) -> None:
@@ -424,12 +447,11 @@ class ProjectLifecycle:
             self._system("Policy_Quarantine", {"reason": rationale[:QUARANTINE_RATIONALE_CHARS]})
         except ProposalError:
             return  # not quarantinable from here (e.g. already leaving); the rejection still stands
-        self.m_quarantine.add(1)
 
-    def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool) -> None:
+    def _accepted(self, answer: Accepted, record: dict[str, Any], snapshot_point: bool, span: Span) -> None:
         self.outbox.add(record)
         self.receipts.note(record)
-        self.m_transitions.with_additional_attributes({"transition": answer.transition}).add(1)
+        self.observer.accepted(span, answer, record, self._now_ms())
         if snapshot_point and self.engine.index - self.snapshot_index >= self.reverb_min:
             self.snapshot_wanted = True
         self.describe()
@@ -445,6 +467,9 @@ class ProjectLifecycle:
             self.settings.api_url,
         )
         workflow.set_current_details(text)
+        outbox = self.outbox
+        behind = outbox.backlog_reason() is not None
+        self.observer.gauges(self.engine.index - self.snapshot_index, len(outbox.undelivered), behind)
 
     # ------------------------------------------------------------------ queries
     @workflow.query(name=QUERY_STATE)
@@ -500,6 +525,12 @@ class ProjectLifecycle:
 
 def _result(o: GuardOutcome) -> GuardResult:
     return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
+
+
+def _transition_of(req: ProposalRequest) -> str | None:
+    """The transition a proposal names, for the span of a proposal too malformed to parse."""
+    name = req.body.get("transition") if isinstance(req.body, dict) else None
+    return name[:64] if isinstance(name, str) else None
 
 
 def _retry_later(reason: str) -> ApplicationError:
