@@ -28,7 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.reducer_bench
-	$(BIN)/python -m tests.bench.e2e_bench
+	$(BIN)/python -m tests.bench.e2e_bench $(BENCH_ARGS)
 
 determinism: $(STAMP)
 	$(BIN)/swoosh determinism --transitions 10000 --replicas 3 --seed 1 --snapshot-every 25

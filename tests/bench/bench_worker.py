@@ -22,7 +22,7 @@ from swoosh.activities.decisions import DeliveryActivities
 from swoosh.activities.guards import GuardActivities
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact
-from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from tests.bench.bare import BareCeiling, noop
 
@@ -64,7 +64,9 @@ class OpenWindowGuards(GuardActivities):
 
 
 async def main(address: str, task_queue: str, sink_dir: str) -> None:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    # With OTEL_TRACES_EXPORTER set (`make bench` with --tracing), the worker traces as `swoosh worker` does.
+    plugins = telemetry.client_plugins("swoosh-worker")
+    client = await Client.connect(address, data_converter=pydantic_data_converter, plugins=plugins)
     guards = OpenWindowGuards(OpenFacts())
     deliver = DeliveryActivities(JsonlSink(Path(sink_dir)))
     stop = asyncio.Event()

@@ -16,10 +16,16 @@ A ratio compares a path with the bare ceiling round by round (each of its rounds
 bare round): the last line gives the median of those paired ratios, which one noisy round on a shared
 machine cannot swing; the ratios of the pooled totals and the range over rounds are printed above it.
 The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
+
+`--tracing` turns OpenTelemetry tracing on in the worker and the API (OTLP over HTTP to a stand-in
+collector that discards what it gets, `tests/bench/otlp_sink.py`); the benchmark's own callers stay
+untraced. The bare ceiling runs in the same worker, so it carries Temporal's tracing plugin too:
+compare the SWOOSH paths' throughput and CPU per transition with a run without `--tracing`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -222,7 +228,25 @@ async def prepare_projects(
     return out
 
 
-async def bench() -> list[Result]:
+def start_tracing_sink(root: Path) -> subprocess.Popen[bytes]:
+    """The stand-in collector, and OTEL_* for the worker and API processes started after it."""
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.otlp_sink", str(port)],
+        stdout=open(root / "otlp-sink.log", "wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(0.5)
+    os.environ.update(
+        {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        }
+    )
+    return sink
+
+
+async def bench(tracing: bool = False) -> list[Result]:
     root = Path(tempfile.mkdtemp(prefix="swoosh-bench-"))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
@@ -238,6 +262,7 @@ async def bench() -> list[Result]:
     procs: list[subprocess.Popen[bytes]] = []
     clients: list[httpx.AsyncClient] = []
     results: list[Result] = []
+    sink = start_tracing_sink(root) if tracing else None
     try:
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.bench_worker", address, tq, str(root / "sink")],
@@ -371,11 +396,19 @@ async def bench() -> list[Result]:
             except subprocess.TimeoutExpired:
                 p.kill()
         await env.shutdown()
+        if sink is not None:
+            sink.terminate()
+            sink.wait(timeout=15)
+            print((root / "otlp-sink.log").read_text().strip(), flush=True)
     return results
 
 
 def main() -> int:
-    results = asyncio.run(bench())
+    parser = argparse.ArgumentParser(description="SWOOSH end-to-end benchmark")
+    parser.add_argument("--tracing", action="store_true", help="worker and API trace (OTLP to a discarding sink)")
+    args = parser.parse_args()
+    print(f"tracing: {'on (OTLP/HTTP to a discarding sink)' if args.tracing else 'off'}", flush=True)
+    results = asyncio.run(bench(args.tracing))
     by = {r.name: r for r in results}
     shapes = ("sequential", "8 concurrent", "100 projects")
     print(f"resends after a transient failure (429/503/RPC error): {RESENDS or 'none'}")
