@@ -30,8 +30,9 @@ from temporalio.worker import (
 )
 from temporalio.workflow import ActivityHandle
 
-from swoosh.activities.decisions import DeliveryActivities, JsonlSink
+from swoosh.activities.decisions import DeliveryActivities
 from swoosh.activities.guards import GuardActivities
+from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
