@@ -13,22 +13,16 @@ import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
-    Interceptor,
     Replayer,
-    StartActivityInput,
     Worker,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
 )
-from temporalio.workflow import ActivityHandle
 
 from swoosh.activities.decisions import DeliveryActivities
 from swoosh.activities.guards import GuardActivities
@@ -39,9 +33,10 @@ from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
 from swoosh.workflows.lifecycle.client import ensure_project
 from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
-from swoosh.workflows.messages import ACTIVITY_DELIVER, LifecycleSettings
+from swoosh.workflows.messages import LifecycleSettings
 from swoosh.workflows.testing.driver import LifecycleDriver
 from swoosh.workflows.testing.environment import FakeFacts, lifecycle_worker
+from tests.faults import FailSnapshotOnce
 from tests.spans import attrs, memory_exporter
 
 
@@ -127,53 +122,27 @@ async def test_one_span_and_one_log_line_per_transition_without_sticky_cache_and
     assert len(lines.records) == logged_before
 
 
-class _FailOnce:
-    """Fails the first workflow task that schedules a decision-record delivery (after a transition span ended)."""
-
-    failed = False
-
-
-class _FailingOutbound(WorkflowOutboundInterceptor):
-    def start_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
-        if input.activity == ACTIVITY_DELIVER and not _FailOnce.failed:
-            _FailOnce.failed = True
-            _fail()
-        return super().start_activity(input)
-
-
-def _fail() -> NoReturn:
-    raise RuntimeError("injected workflow task failure")
-
-
-class _FailingInbound(WorkflowInboundInterceptor):
-    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-        super().init(_FailingOutbound(outbound))
-
-
-class FailDeliveryOnce(Interceptor):
-    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
-        return _FailingInbound
-
-
 async def test_a_retried_workflow_task_adds_no_span(tsenv: WorkflowEnvironment, tmp_path: Path, lines: Lines) -> None:
     client, facts, signers = traced(tsenv.client), FakeFacts(), Signers.generate()
     project = f"obs-{uuid.uuid4().hex[:8]}"
     tq = f"obs-{uuid.uuid4().hex[:8]}"
-    _FailOnce.failed = False
+    FailSnapshotOnce.failed = False
+    dropped = telemetry.dropped_duplicates()
     async with Worker(
         client,
         task_queue=tq,
         workflows=[ProjectLifecycle],
         activities=[GuardActivities(facts).evaluate, DeliveryActivities(JsonlSink(tmp_path)).deliver],
         workflow_runner=workflow_runner(),
-        interceptors=[FailDeliveryOnce()],
+        interceptors=[FailSnapshotOnce()],
     ):
-        # dr_batch=1: the delivery is scheduled in the same workflow task as the transition it follows.
-        await ensure_project(client, project, signers.keyring(), tq, settings=LifecycleSettings(dr_batch=1))
+        # snapshot_every=2: the run snapshots in the workflow task of the second transition.
+        await ensure_project(client, project, signers.keyring(), tq, settings=LifecycleSettings(snapshot_every=2))
         driver = LifecycleDriver.for_client(client, ProposalFactory(signers, project), open_window=facts.open_window)
         await driver.step("Boot_ConfigOk")
         await driver.step("Boot_Licensed", {"license_id": "LIC-1"})
-    assert _FailOnce.failed
+    assert FailSnapshotOnce.failed
+    assert telemetry.dropped_duplicates() > dropped  # the retry did re-create an exported span
     indexes = sorted(attrs(s)["swoosh.index"] for s in transitions_of(project))
     assert indexes == [1, 2]
     assert sorted(x["index"] for x in lines.applied(project)) == [1, 2]

@@ -9,7 +9,8 @@ without cache, a restarted worker, `swoosh replay`) adds nothing:
 - spans come from the process's tracer provider, the SDK's replay-safe one when tracing is on
   (it never ends a span while replaying, and draws span ids from the workflow's deterministic
   randomness); when tracing is off every span is a no-op;
-- the log line goes through `workflow.logger`, which drops records while replaying;
+- the log line goes through `workflow.logger`, which drops records while replaying (and a worker
+  does not log the same transition twice when a failed workflow task is retried on it);
 - metrics go through `workflow.metric_meter()`, which records nothing while replaying.
 
 None of this emits a command, so none of it can change what the workflow does.
@@ -17,6 +18,8 @@ None of this emits a command, so none of it can change what the workflow does.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import Token
@@ -133,6 +136,24 @@ def _detach(ctx: otel_context.Context, token: Token[otel_context.Context]) -> No
         token.var.reset(token)
     except ValueError:  # the token belongs to another contextvars.Context
         pass
+
+
+_logged: OrderedDict[tuple[str, int, str], None] = OrderedDict()  # this process's recent log lines
+_logged_lock = threading.Lock()
+LOGGED_REMEMBERED = 65_536
+
+
+def _first_time(key: tuple[str, int, str]) -> bool:
+    """True the first time this process logs a transition (project, index, post hash)."""
+    if _replaying():
+        return True  # workflow.logger drops it anyway; do not remember a line never written
+    with _logged_lock:
+        if key in _logged:
+            return False
+        _logged[key] = None
+        if len(_logged) > LOGGED_REMEMBERED:
+            _logged.popitem(last=False)
+    return True
 
 
 def _replaying() -> bool:
@@ -268,7 +289,10 @@ class Observer:
 
     # ------------------------------------------------------------------ logs
     def _log_accepted(self, answer: Accepted, record: dict[str, Any], ctx: SpanContext) -> None:
-        # `workflow.logger` drops records while replaying: one line per accepted transition.
+        # `workflow.logger` drops records while replaying; a retried workflow task on this worker
+        # would log its transitions again: one line per accepted transition.
+        if not _first_time((answer.project_id, answer.index, answer.state_post_hash)):
+            return
         workflow.logger.info(
             "accepted %s at index %d",
             answer.transition,

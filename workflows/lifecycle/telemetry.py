@@ -16,6 +16,7 @@ without them each process names itself (`swoosh-worker`, `swoosh-api`, …).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -105,13 +106,13 @@ def install(exporters: Sequence[Any], *, service: str = "swoosh", batch: bool = 
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 
     with _lock:
         if _state["enabled"]:
             return True
         resource = Resource.create({} if os.environ.get(SERVICE_VAR) else {SERVICE_NAME: service})
-        provider = create_tracer_provider(resource=resource)
+        provider = _replay_safe_provider(resource)
         for exporter in exporters:
             processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
             provider.add_span_processor(_ExportOnce(processor))
@@ -124,9 +125,54 @@ def install(exporters: Sequence[Any], *, service: str = "swoosh", batch: bool = 
         return True
 
 
+def _replay_safe_provider(resource: Any) -> Any:
+    """The SDK's replay-safe tracer provider, with span ids that a retried workflow task repeats.
+
+    Inside workflow code the SDK draws span ids from the workflow's randomness, which Temporal
+    reseeds after a failed workflow task: the retry would re-create its spans under new ids. Here
+    the n-th span a run creates gets an id derived from the run id and n instead, the same in every
+    replay and every retry on any worker, so a second export of it is recognisably the same span.
+    """
+    import opentelemetry.sdk.trace as trace_sdk
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
+
+    try:
+        from temporalio.contrib.opentelemetry._id_generator import TemporalIdGenerator
+    except ImportError:  # pragma: no cover - depends on the installed SDK
+        return create_tracer_provider(resource=resource)
+
+    class RunSequenceIdGenerator(TemporalIdGenerator):
+        def _next(self, salt: str, bits: int, fallback: Any) -> int:
+            from temporalio import workflow
+
+            if not workflow.in_workflow() or workflow.unsafe.is_read_only():
+                return int(fallback())
+            instance = workflow.instance()
+            n = int(getattr(instance, "__swoosh_span_seq", 0)) + 1
+            setattr(instance, "__swoosh_span_seq", n)
+            digest = hashlib.sha256(f"{workflow.info().run_id}:{n}:{salt}".encode()).digest()
+            return int.from_bytes(digest[: bits // 8], "big") or 1
+
+        def generate_span_id(self) -> int:
+            return self._next("span", 64, self._id_generator.generate_span_id)
+
+        def generate_trace_id(self) -> int:
+            return self._next("trace", 128, self._id_generator.generate_trace_id)
+
+    generator = RunSequenceIdGenerator(RandomIdGenerator())
+    provider = trace_sdk.TracerProvider(resource=resource, id_generator=generator)
+    return ReplaySafeTracerProvider(provider, generator)
+
+
 def enabled() -> bool:
     """Whether this process traces (decided by `configure_from_env` or `install`)."""
     return bool(_state["enabled"])
+
+
+def dropped_duplicates() -> int:
+    """Spans this process dropped as second exports of a span it had exported (see `_ExportOnce`)."""
+    return _ExportOnce.dropped
 
 
 def client_plugins(service: str = "swoosh") -> list[SimplePlugin]:
@@ -162,10 +208,12 @@ def _instrument_httpx() -> None:
 class _ExportOnce(SpanProcessor):
     """A span processor that passes each (trace id, span id) on once.
 
-    Workflow code creates its spans with ids drawn from the workflow's deterministic randomness, so a
+    Workflow code gets span ids from its run's sequence of spans (`_replay_safe_provider`), so a
     workflow task that failed after a span ended and is retried on this worker re-creates the very
     same span: the second one is dropped here. (Replays never end a span at all.)
     """
+
+    dropped = 0
 
     def __init__(self, inner: SpanProcessor, remember: int = SEEN_SPANS) -> None:
         self.inner = inner
@@ -186,6 +234,7 @@ class _ExportOnce(SpanProcessor):
         key = (ctx.trace_id, ctx.span_id)
         with self._lock:
             if key in self._seen:
+                _ExportOnce.dropped += 1
                 return
             self._seen[key] = None
             if len(self._seen) > self.remember:
