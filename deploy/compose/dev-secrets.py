@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Development secrets for the compose stack, written to deploy/compose/secrets/ (never commit them).
+
+Run with SWOOSH installed (the repository's `.venv/bin/python deploy/compose/dev-secrets.py`, or in
+the image: `docker compose run --rm --entrypoint python -v "$PWD/secrets:/out" worker
+/dev/stdin /out < dev-secrets.py`). Idempotent: what exists is kept. Writes the signer keyring
+(one key per role under keys/), a development licence for the embedded KACHING provider, the
+database passwords, the decision-record store's DSN and the API tokens (`api.env`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from swoosh.activities.kaching import create_dev_license
+from swoosh.api.client import dev_keyring
+
+
+def _secret(path: Path, make: str) -> str:
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(make)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def main(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    keyring = dev_keyring(out)  # out/dev/keyring.json, out/dev/keys/<role>.key
+    shutil.copyfile(keyring.path, out / "keyring.json")
+    create_dev_license(out)  # out/license.json, license.pub, license-key
+    _secret(out / "temporal_db_password", secrets.token_urlsafe(24))
+    swoosh_password = _secret(out / "swoosh_db_password", secrets.token_urlsafe(24))
+    _secret(out / "postgres_dsn", f"postgresql://swoosh:{swoosh_password}@postgresql:5432/swoosh")
+    token = _secret(out / "api_token", "swoosh-" + secrets.token_urlsafe(24))
+    _secret(out / "api.env", f"SWOOSH_API_TOKENS={token}\n")
+    print(
+        json.dumps({"written": str(out), "keys": str(out / "dev" / "keys"), "api_token_file": str(out / "api_token")})
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "secrets"))

@@ -1,0 +1,219 @@
+"""The deployment recipes, validated without a Docker daemon or a cluster.
+
+Compose: the file parses; every SWOOSH service runs a `swoosh` command with arguments that command
+accepts; every SWOOSH_* variable is a setting; ports, scrape targets and mounted files agree; the
+chaos profile stays out of a plain `up`. Kubernetes: every manifest validates against the
+Kubernetes schemas (kubernetes-validate, offline) and runs real commands with real settings. The
+Dockerfile: multi-stage, unprivileged, `swoosh` as its entry point. The development secrets script
+runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from swoosh.worker.cli import COMMANDS, build_parser
+from swoosh.worker.settings import CONFIG_ENV, env_variables
+from tests.deploy.conftest import DEPLOY, ROOT
+
+COMPOSE = DEPLOY / "compose"
+K8S = DEPLOY / "k8s"
+SETTINGS = {v.name for v in env_variables()} | {CONFIG_ENV}
+OTEL = {"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
+K8S_VERSION = "1.30.0"
+
+
+def _compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    return doc
+
+
+def _swoosh_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _compose()["services"].items() if s.get("image") == "${SWOOSH_IMAGE}"}
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """What `swoosh <argv>` would parse (SystemExit for an unknown command or option)."""
+    assert argv[0] in COMMANDS, f"`swoosh {argv[0]}` is not a command"
+    return build_parser(argv[0]).parse_args(argv)
+
+
+def _bind_port(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        return int(str(args.metrics_bind).rpartition(":")[2])
+    return int(args.port)
+
+
+# ---------------------------------------------------------------------- compose
+def test_compose_swoosh_services_run_real_commands_with_real_settings() -> None:
+    services = _swoosh_services()
+    assert {"worker", "api-1", "api-2"} <= set(services)
+    assert services["worker"]["deploy"]["replicas"] == 3
+    for name, service in services.items():
+        args = _parse(list(service["command"]))
+        env = service["environment"]
+        unknown = {k for k in env if k.startswith("SWOOSH_") and k not in SETTINGS}
+        assert not unknown, (name, unknown)
+        assert {k for k in env if k.startswith("OTEL_")} <= OTEL
+        for key, value in env.items():
+            if key.endswith("_FILE") or key in ("SWOOSH_KEYRING", "SWOOSH_KACHING_LICENSE_FILE"):
+                secret = Path(str(value)).name
+                assert secret in service["secrets"], (name, key, secret)
+        if args.command == "api":
+            assert args.host == "0.0.0.0"
+
+
+def test_compose_ports_and_scrape_targets_agree() -> None:
+    services = _swoosh_services()
+    prometheus = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in prometheus["scrape_configs"]}
+    worker_port = _bind_port(_parse(services["worker"]["command"]))
+    assert jobs["swoosh-worker"]["dns_sd_configs"][0] == {"names": ["worker"], "type": "A", "port": worker_port}
+    api_targets = set(jobs["swoosh-api"]["static_configs"][0]["targets"])
+    assert api_targets == {f"{n}:{_bind_port(_parse(services[n]['command']))}" for n in ("api-1", "api-2")}
+    for name in ("api-1", "api-2"):
+        published = services[name]["ports"][0].rsplit(":", 1)[1]
+        assert int(published) == _bind_port(_parse(services[name]["command"]))
+    collector = yaml.safe_load((COMPOSE / "otel-collector.yaml").read_text())
+    http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rpartition(":")[2]
+    env = services["worker"]["environment"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://otel-collector:{http}"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+
+
+def test_compose_mounts_and_secrets_exist() -> None:
+    doc = _compose()
+    for name, service in doc["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE / source).exists(), (name, source)
+        for secret in service.get("secrets", []):
+            assert secret in doc["secrets"], (name, secret)
+    written = {"keyring.json", "license.json", "license.pub", "postgres_dsn", "temporal_db_password"}
+    written |= {"swoosh_db_password"}
+    assert {Path(s["file"]).name for s in doc["secrets"].values()} <= written
+
+
+def test_compose_stack_has_every_part_and_chaos_only_in_its_profile() -> None:
+    services = _compose()["services"]
+    for part in ("postgresql", "temporal", "temporal-ui", "prometheus", "grafana", "otel-collector", "jaeger"):
+        assert part in services, part
+    chaos = {n for n, s in services.items() if "chaos" in s.get("profiles", [])}
+    assert chaos == {n for n in services if n.startswith("chaos-")} and len(chaos) >= 5
+    readme = (DEPLOY / "README.md").read_text()
+    faults = set(re.findall(r"def _(\w+)\(self, ev: FaultEvent", (ROOT / "chaos" / "faults.py").read_text()))
+    for name in chaos:
+        assert f"`{name}`" in readme, f"{name} is not in deploy/README.md's chaos table"
+    mapped = set(re.findall(r"`(\w+)` \(swoosh chaos\)", readme))
+    assert mapped and mapped <= faults, mapped - faults
+
+
+def test_compose_prometheus_config_and_dashboards_provisioned(promtool: str, tmp_path: Path) -> None:
+    shutil.copy(COMPOSE / "prometheus.yml", tmp_path / "prometheus.yml")
+    shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
+    out = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    grafana = _compose()["services"]["grafana"]["volumes"]
+    dashboards = next(v for v in grafana if v.endswith(":/var/lib/grafana/dashboards:ro")).split(":")[0]
+    assert (COMPOSE / dashboards / "swoosh.json").exists()
+    provider = yaml.safe_load((COMPOSE / "grafana/provisioning/dashboards/swoosh.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_dev_secrets_script_writes_every_compose_secret(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(COMPOSE / "dev-secrets.py"), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    for secret in _compose()["secrets"].values():
+        assert (tmp_path / Path(secret["file"]).name).stat().st_size > 0, secret
+    assert (tmp_path / "api.env").read_text().startswith("SWOOSH_API_TOKENS=")
+
+
+# ---------------------------------------------------------------------- Kubernetes
+def _manifests() -> list[tuple[str, dict[str, Any]]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    out = []
+    for name in kustomization["resources"]:
+        for doc in yaml.safe_load_all((K8S / name).read_text()):
+            if doc:
+                out.append((name, doc))
+    return out
+
+
+def test_kubernetes_manifests_validate_against_the_schemas() -> None:
+    manifests = _manifests()
+    assert {d["kind"] for _, d in manifests} >= {
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    }
+    for _, doc in manifests:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def _containers() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (d["metadata"]["name"], c)
+        for _, d in _manifests()
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_kubernetes_workloads_run_real_commands_with_probes_resources_and_file_secrets() -> None:
+    config = next(d for _, d in _manifests() if d["kind"] == "ConfigMap")["data"]
+    assert {k for k in config if k.startswith("SWOOSH_")} <= SETTINGS
+    for name, container in _containers():
+        args = _parse(container["args"])
+        port = _bind_port(args)
+        assert {p["containerPort"] for p in container["ports"]} == {port}, name
+        assert container["resources"]["requests"] and container["resources"]["limits"], name
+        assert container["livenessProbe"]["httpGet"]["path"] and container["readinessProbe"]["httpGet"]["path"]
+        if args.command == "api":
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/run/secrets/swoosh"]["readOnly"] is True
+        for key, value in config.items():
+            if key.endswith("_FILE") or key == "SWOOSH_KEYRING":
+                assert str(value).startswith("/run/secrets/swoosh/"), key
+        assert all(e["name"] in SETTINGS | OTEL for e in container.get("env", []))
+
+
+def test_temporal_chart_values_follow_the_upstream_layout() -> None:
+    values = yaml.safe_load((K8S / "temporal-values.yaml").read_text())
+    stores = values["server"]["config"]["persistence"]["datastores"]
+    for store in ("default", "visibility"):
+        sql = stores[store]["sql"]
+        assert sql["pluginName"] == "postgres12" and sql["existingSecret"] and "password" not in sql
+
+
+# ---------------------------------------------------------------------- the image
+def test_dockerfile_is_multi_stage_unprivileged_and_runs_swoosh() -> None:
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and ln[0] != "#"]
+    stages = [ln for ln in lines if ln.startswith("FROM ")]
+    assert len(stages) >= 2 and any("AS runtime" in s for s in stages)
+    runtime = lines[lines.index(next(s for s in stages if "AS runtime" in s)) :]
+    user = [ln for ln in runtime if ln.startswith("USER ")]
+    assert user and user[-1].split()[1].split(":")[0] not in ("root", "0")
+    assert 'ENTRYPOINT ["swoosh"]' in runtime
+    cmd = next(ln for ln in runtime if ln.startswith("CMD "))
+    _parse(yaml.safe_load(cmd[4:]))
+    copied = {ln.split()[1] for ln in lines if ln.startswith("COPY ") and "--from" not in ln}
+    for package in ("workflows", "guards", "activities", "api", "worker", "chaos"):
+        assert package in copied, package
