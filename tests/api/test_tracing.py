@@ -182,7 +182,11 @@ def test_rejected_proposal_span_carries_code_and_failing_guard(
     stale_trace = int(uuid.uuid4().hex, 16)
     assert _raw_post(url, stale, _traceparent(stale_trace, CALLER_SPAN))[0] == 400
 
-    spans = in_trace(wait_for(traced.exporter, lambda s: _named(in_trace(s, trace_id), "swoosh.transition")), trace_id)
+    def both(spans: list[ReadableSpan]) -> bool:
+        mine = in_trace(spans, trace_id)
+        return _named(mine, "swoosh.transition") and _named(mine, "POST /v1/projects/{project_id}/transition")
+
+    spans = in_trace(wait_for(traced.exporter, both), trace_id)
     span = _one(spans, "swoosh.transition")
     a = attrs(span)
     assert a["swoosh.accepted"] is False and a["swoosh.error"] == "guard_failed"
