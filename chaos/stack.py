@@ -223,7 +223,9 @@ class Stack:
             *search_attribute_flags(),
             *self.temporal_args,
         ]  # fmt: skip
-        return self._on("temporal", Proc("temporal", cmd, dict(os.environ), self.logs_dir / "temporal.log"))
+        # OTEL_* are for SWOOSH's processes; the dev server would refuse exporters it lacks (`console`).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        return self._on("temporal", Proc("temporal", cmd, env, self.logs_dir / "temporal.log"))
 
     def _on(self, role: str, proc: Proc) -> Proc:
         """The process, launched on its host."""

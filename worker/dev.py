@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -101,7 +102,10 @@ def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -
         "--log-level", "warn",
         *search_attribute_flags(),
     ]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    # The dev server reads OTEL_* too (and refuses exporters it lacks, such as `console`): they are
+    # meant for SWOOSH's processes, so it starts without them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 async def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
