@@ -434,8 +434,8 @@ class ProjectLifecycle:
 
     def _system(self, name: str, inputs: dict[str, Any], parent: Context | None = None) -> Accepted:
         """Apply a transition SWOOSH decides itself; its span joins `parent` (None: the current trace)."""
+        answer, record = self.engine.apply_system(name, inputs, self._now_ms())  # may refuse: no span then
         with self.observer.transition_span(parent) as span:
-            answer, record = self.engine.apply_system(name, inputs, self._now_ms())
             self._accepted(answer, record, False, span)
         return answer
 
