@@ -37,7 +37,7 @@ from swoosh.workflows.lifecycle.namespace import namespace_problem, require_setu
 from swoosh.workflows.lifecycle.runtime import MetricsRuntime
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 
-__all__ = ["DEFAULT_METRICS_BIND", "RunningWorker", "build_worker", "running_worker", "runtime_with_metrics", "serve"]
+__all__ = ["DEFAULT_METRICS_BIND", "RunningWorker", "build_worker", "running_worker", "serve", "start_metrics"]
 
 log = logging.getLogger("swoosh.worker")
 DEFAULT_METRICS_BIND = "127.0.0.1:9464"
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def start_metrics(runtime: MetricsRuntime, settings: Settings, bind: str | None) -> MetricsServer | None:
     """Zero series for this worker's namespace and task queue, served on `bind` (None: not served)."""
-    runtime.zero_workflow_series(settings.temporal.namespace, settings.temporal.task_queue)
+    runtime.zero_workflow_series(resolve(settings.temporal).namespace, settings.temporal.task_queue)
     return await MetricsServer(runtime).start(bind) if bind else None
 
 

@@ -29,13 +29,12 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from swoosh.workflows.errors import ConfigError, TemporalUnreachable
+from swoosh.workflows.lifecycle import telemetry
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 _ADDRESS = re.compile(r"^\S+:\d{1,5}$")
 _HEADER = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-from swoosh.workflows.lifecycle import telemetry
 
 
 class TemporalSettings(BaseModel):
@@ -242,8 +241,8 @@ async def connect(
     """A client for the configured cluster and namespace, with SWOOSH's data converter.
 
     When `OTEL_TRACES_EXPORTER` turns tracing on, the client (and every worker built from it) carries
-    Temporal's OpenTelemetry plugin (see `telemetry.py`). Raises ConfigError for unusable settings and TemporalUnreachable (with what to check) when the
-    cluster cannot be reached as configured.
+    Temporal's OpenTelemetry plugin (see `telemetry.py`). Raises ConfigError for unusable settings and
+    TemporalUnreachable (with what to check) when the cluster cannot be reached as configured.
     """
     target = resolve(settings, environ, client_environment=client_environment)
     try:
