@@ -50,13 +50,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _bind_port(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return int(str(args.metrics_bind).rpartition(":")[2])
-    return int(args.port)
+    if args.command == "api":
+        return int(args.port)
+    return 0  # no port (swoosh setup)
 
 
 # ---------------------------------------------------------------------- compose
 def test_compose_swoosh_services_run_real_commands_with_real_settings() -> None:
     services = _swoosh_services()
-    assert {"worker", "api-1", "api-2"} <= set(services)
+    assert {"worker", "api-1", "api-2", "setup"} <= set(services)
     assert services["worker"]["deploy"]["replicas"] == 3
     for name, service in services.items():
         args = _parse(list(service["command"]))
@@ -166,13 +168,18 @@ def test_kubernetes_manifests_validate_against_the_schemas() -> None:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-def _containers() -> list[tuple[str, dict[str, Any]]]:
+def _containers(kind: str = "Deployment") -> list[tuple[str, dict[str, Any]]]:
     return [
         (d["metadata"]["name"], c)
         for _, d in _manifests()
-        if d["kind"] == "Deployment"
+        if d["kind"] == kind
         for c in d["spec"]["template"]["spec"]["containers"]
     ]
+
+
+def test_kubernetes_setup_job_runs_swoosh_setup() -> None:
+    jobs = _containers("Job")
+    assert [_parse(c["args"]).command for _, c in jobs] == ["setup"]
 
 
 def test_kubernetes_workloads_run_real_commands_with_probes_resources_and_file_secrets() -> None:
@@ -180,13 +187,18 @@ def test_kubernetes_workloads_run_real_commands_with_probes_resources_and_file_s
     assert {k for k in config if k.startswith("SWOOSH_")} <= SETTINGS
     for name, container in _containers():
         args = _parse(container["args"])
-        port = _bind_port(args)
-        assert {p["containerPort"] for p in container["ports"]} == {port}, name
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert container["resources"]["requests"] and container["resources"]["limits"], name
-        assert container["livenessProbe"]["httpGet"]["path"] and container["readinessProbe"]["httpGet"]["path"]
-        if args.command == "api":
-            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
-            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        # Probes on the process's own /livez and /readyz (CONTRACT.md, "Health of processes").
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez", name
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        probed = ports[container["readinessProbe"]["httpGet"]["port"]]
+        if args.command == "worker":
+            assert ports["metrics"] == _bind_port(args)
+            assert probed == int(str(env["SWOOSH_WORKER_HEALTH_BIND"]).rpartition(":")[2])
+        else:
+            assert args.command == "api" and probed == _bind_port(args) and set(ports.values()) == {probed}
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         assert mounts["/run/secrets/swoosh"]["readOnly"] is True
         for key, value in config.items():
