@@ -5,7 +5,8 @@ Run with SWOOSH installed (the repository's `.venv/bin/python deploy/compose/dev
 the image: `docker compose run --rm --entrypoint python -v "$PWD/secrets:/out" worker
 /dev/stdin /out < dev-secrets.py`). Idempotent: what exists is kept. Writes the signer keyring
 (one key per role under keys/), a development licence for the embedded KACHING provider, the
-database passwords, the decision-record store's DSN and the API tokens (`api.env`).
+database passwords, the decision-record store's DSN and the API token (`api_token`, and `api_tokens`
+for the API's SWOOSH_API_TOKENS_FILE).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(out: Path) -> int:
     swoosh_password = _secret(out / "swoosh_db_password", secrets.token_urlsafe(24))
     _secret(out / "postgres_dsn", f"postgresql://swoosh:{swoosh_password}@postgresql:5432/swoosh")
     token = _secret(out / "api_token", "swoosh-" + secrets.token_urlsafe(24))
-    _secret(out / "api.env", f"SWOOSH_API_TOKENS={token}\n")
+    _secret(out / "api_tokens", token + "\n")  # SWOOSH_API_TOKENS_FILE: one token per line
     print(
         json.dumps({"written": str(out), "keys": str(out / "dev" / "keys"), "api_token_file": str(out / "api_token")})
     )

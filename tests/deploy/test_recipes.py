@@ -102,7 +102,7 @@ def test_compose_mounts_and_secrets_exist() -> None:
         for secret in service.get("secrets", []):
             assert secret in doc["secrets"], (name, secret)
     written = {"keyring.json", "license.json", "license.pub", "postgres_dsn", "temporal_db_password"}
-    written |= {"swoosh_db_password"}
+    written |= {"swoosh_db_password", "api_tokens"}
     assert {Path(s["file"]).name for s in doc["secrets"].values()} <= written
 
 
@@ -141,7 +141,7 @@ def test_dev_secrets_script_writes_every_compose_secret(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     for secret in _compose()["secrets"].values():
         assert (tmp_path / Path(secret["file"]).name).stat().st_size > 0, secret
-    assert (tmp_path / "api.env").read_text().startswith("SWOOSH_API_TOKENS=")
+    assert (tmp_path / "api_tokens").read_text().strip() == (tmp_path / "api_token").read_text().strip()
 
 
 # ---------------------------------------------------------------------- Kubernetes
