@@ -35,6 +35,7 @@ from tests.api.helpers import head, post
 from tests.spans import attrs, in_trace, memory_exporter, parent_of, tree, wait_for
 
 TRACE_ID = int(uuid.uuid4().hex, 16)
+API_SPAN = "POST /v1/projects/{project_id}/transition"
 CALLER_SPAN = int(uuid.uuid4().hex[:16], 16)
 
 
@@ -196,7 +197,7 @@ def test_rejected_proposal_span_carries_code_and_failing_guard(
     assert attrs(api)["swoosh.error"] == "guard_failed" and attrs(api)["swoosh.failing_guard"] == "license"
     # Rejected in the Update validator (nothing written): the API's span says why.
     api_stale = _one(
-        in_trace(wait_for(traced.exporter, lambda s: bool(in_trace(s, stale_trace))), stale_trace),
+        in_trace(wait_for(traced.exporter, lambda s: _named(in_trace(s, stale_trace), API_SPAN)), stale_trace),
         "POST /v1/projects/{project_id}/transition",
     )
     assert attrs(api_stale)["swoosh.error"] == "stale_state_hash"
