@@ -77,12 +77,15 @@ def local_target(settings: Settings) -> TemporalTarget:
     return resolve(settings.temporal, client_environment=False)
 
 
-def start_dev_server(settings: Settings, ui_port: int, metrics_bind: str = "") -> subprocess.Popen[bytes]:
+def start_dev_server(
+    settings: Settings, ui_port: int, metrics_bind: str = "", *, check_api: bool = True
+) -> subprocess.Popen[bytes]:
     """The Temporal dev server, listening on exactly `temporal.address` (its host and port), UI on `ui_port`."""
     target = local_target(settings)
     host, _, port = target.address.rpartition(":")
     wanted = [("SWOOSH_TEMPORAL_ADDRESS", host, int(port)), ("SWOOSH_DEV_UI_PORT", host, ui_port)]
-    wanted.append(("SWOOSH_API_PORT", settings.api.host, settings.api.port))
+    if check_api:  # (`run_dev` holds the API's socket already)
+        wanted.append(("SWOOSH_API_PORT", settings.api.host, settings.api.port))
     if metrics_bind:
         m_host, _, m_port = metrics_bind.rpartition(":")
         wanted.append(("SWOOSH_WORKER_METRICS_BIND", m_host, int(m_port)))
@@ -136,7 +139,15 @@ async def run_dev(
         settings = settings.model_copy(update={"receipts": ReceiptSettings(key_file=key_file)})
     if settings.kaching.mode == "embedded":
         create_dev_license(data_dir)
-    proc = start_dev_server(settings, ui_port, metrics_bind)
+    # Hold the API's port from now on: between the check and the bind, any process on the machine could
+    # take it (ports above 32767 are handed out to outgoing connections), and uvicorn exits the whole
+    # process on a failed bind — stranding the worker and the dev server.
+    api_socket = bind_api_socket(settings)
+    try:
+        proc = start_dev_server(settings, ui_port, metrics_bind, check_api=False)
+    except BaseException:
+        api_socket.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -164,7 +175,7 @@ async def run_dev(
                 settings.lifecycle(),
             )  # fmt: skip
             state = await read_state(client, project)
-            api = await start_api(settings, client, keyring, config)
+            api = await start_api(settings, client, keyring, config, sock=api_socket)
             print(_banner(settings, ui_port, metrics_bind, dev_keyring, project, state.hash, state.index), flush=True)
             try:
                 await stop.wait()
@@ -180,6 +191,7 @@ async def run_dev(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        api_socket.close()
         print("swoosh dev: stopped", flush=True)
 
 
@@ -193,8 +205,35 @@ class _Api:
             await self.task
 
 
-async def start_api(settings: Settings, client: Client, keyring: Keyring, config: Loaded | None = None) -> _Api:
-    """Serve the HTTP API in this process (uvicorn), sharing the Temporal client; tokens reload as in `swoosh api`."""
+def bind_api_socket(settings: Settings) -> socket.socket:
+    """The API's listening socket, bound now (SystemExit naming the setting when the port is taken)."""
+    host, port = settings.api.host, settings.api.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)  # only a listening socket keeps the port: other SO_REUSEADDR binds still succeed
+    except OSError as err:
+        sock.close()
+        raise SystemExit(
+            f"swoosh dev: cannot listen on {host}:{port} ({err.strerror}); choose another port with SWOOSH_API_PORT "
+            "(see docs/providers.md#settings)"
+        ) from None
+    return sock
+
+
+async def start_api(
+    settings: Settings,
+    client: Client,
+    keyring: Keyring,
+    config: Loaded | None = None,
+    sock: socket.socket | None = None,
+) -> _Api:
+    """Serve the HTTP API in this process (uvicorn), sharing the Temporal client; tokens reload as in `swoosh api`.
+
+    `sock`: a socket already bound to the API's address, to serve on (else uvicorn binds it).
+    """
     from swoosh.worker.api_server import build_server, server_edge
 
     server = build_server(settings, client, keyring)
@@ -202,7 +241,7 @@ async def start_api(settings: Settings, client: Client, keyring: Keyring, config
 
     async def serve() -> None:
         async with reloader.running():
-            await server.serve()
+            await server.serve(sockets=[sock] if sock is not None else None)
 
     task = asyncio.create_task(serve())
     for _ in range(200):

@@ -42,3 +42,19 @@ def test_dev_names_the_setting_of_a_taken_port(setting: str, taken_port: int, tm
     with pytest.raises(SystemExit, match=setting):
         start_dev_server(settings, settings.dev.ui_port, settings.worker.metrics_bind)
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
+
+
+def test_dev_holds_the_api_port_from_the_start(taken_port: int) -> None:
+    """A port taken between the check and uvicorn's bind would strand the worker: bind it first, or say why not."""
+    from swoosh.worker.dev import bind_api_socket
+
+    with pytest.raises(SystemExit, match="SWOOSH_API_PORT"):
+        bind_api_socket(Settings.load({"SWOOSH_API_PORT": str(taken_port)}))
+    port = free_port()
+    sock = bind_api_socket(Settings.load({"SWOOSH_API_PORT": str(port)}))
+    try:
+        assert sock.getsockname() == ("127.0.0.1", port)
+        with pytest.raises(SystemExit, match="SWOOSH_API_PORT"):
+            bind_api_socket(Settings.load({"SWOOSH_API_PORT": str(port)}))  # nobody else gets it meanwhile
+    finally:
+        sock.close()
