@@ -100,9 +100,11 @@ async def main(target: int = 10_000, db: Path | None = None) -> int:
             client = env.client
             facts, signers = FakeFacts(), Signers.generate()
             project = "timetravel-10k"
-            async with lifecycle_worker(client, facts=facts, sink_dir=root / "decisions") as tq:
+            # Reusing a database: serve the task queue its project's workflow was started on.
+            queue = (await client.get_workflow_handle(workflow_id(project)).describe()).task_queue if reuse else None
+            async with lifecycle_worker(client, facts=facts, sink_dir=root / "decisions", task_queue=queue) as tq:
                 t0 = time.monotonic()
-                if reuse:  # a database an earlier run built: measure it again (`--db` keeps the workers' facts)
+                if reuse:  # a database an earlier run built: measure it again
                     n = (await read_health(client, project)).index
                 else:
                     n = await build(client, project, target, signers, facts, tq)
