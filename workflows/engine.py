@@ -90,6 +90,7 @@ class Admitted:
     transition: Transition
     role: str
     head_hash: str
+    gateway_token: str | None = None  # the API token whose signing gateway signed it, if one did
 
 
 class Engine:
@@ -158,7 +159,9 @@ class Engine:
         if dup is not None:
             return dup
         self._check_head(proposal, t, now_ms)
-        return Admitted(proposal=proposal, transition=t, role=role, head_hash=self.head_hash)
+        return Admitted(
+            proposal=proposal, transition=t, role=role, head_hash=self.head_hash, gateway_token=request.gateway_token
+        )
 
     def _role(self, signer: str, t: Transition) -> str:
         for identity in self.document["boot"]["identities"]:
@@ -247,7 +250,7 @@ class Engine:
             self._check_head(p, t, now_ms)
         self._check_outcomes(t, outcomes)
         step = Step(p.signer, p.idem_key, p.hlc, p.window_id, p.inputs, self.config.grace_ms, self._initials)
-        return self._commit(t, step, p.inputs_hash, p.evidence, outcomes, admitted.role)
+        return self._commit(t, step, p.inputs_hash, p.evidence, outcomes, admitted.role, admitted.gateway_token)
 
     @staticmethod
     def _check_outcomes(t: Transition, outcomes: list[GuardOutcome]) -> None:
@@ -273,7 +276,14 @@ class Engine:
         return self._commit(t, step, content_hash(inputs), [], [], "system")
 
     def _commit(
-        self, t: Transition, step: Step, inputs_hash: str, evidence: list[str], outcomes: list[GuardOutcome], role: str
+        self,
+        t: Transition,
+        step: Step,
+        inputs_hash: str,
+        evidence: list[str],
+        outcomes: list[GuardOutcome],
+        role: str,
+        gateway_token: str | None = None,
     ) -> tuple[Accepted, dict[str, Any]]:
         pre_hash = self.head_hash
         new = reduce(self.chart, self.document, t, step)
@@ -294,7 +304,7 @@ class Engine:
                 "inputs_hash": inputs_hash,
                 "evidence": redact(list(evidence), self.secret_rules),
                 "guards": guards,
-                "justification": _justification(t, step, outcomes, role, self.secret_rules),
+                "justification": _justification(t, step, outcomes, role, self.secret_rules, gateway_token),
                 "ucxl": ucxl_backlink(
                     self.project_id, step.signer, role, t.name, step.hlc, index, self.config.ucxl_backlink
                 ),
@@ -341,10 +351,17 @@ class Engine:
 
 
 def _justification(
-    t: Transition, step: Step, outcomes: list[GuardOutcome], role: str, rules: tuple[PolicyRuleSpec, ...]
+    t: Transition,
+    step: Step,
+    outcomes: list[GuardOutcome],
+    role: str,
+    rules: tuple[PolicyRuleSpec, ...],
+    gateway_token: str | None = None,
 ) -> str:
     reason = step.inputs.get("reason")
     parts = [f"{t.name} proposed by {role} {step.signer}"]
+    if gateway_token is not None:
+        parts[0] += f" (signed by SWOOSH's signing gateway for API token {gateway_token})"
     if isinstance(reason, str):
         parts.append(f"reason: {redact(reason, rules)}")  # the only caller-written text in it
     for o in outcomes:

@@ -129,6 +129,9 @@ class ProposalRequest(BaseModel):
     body: dict[str, Any]
     header_fields: dict[str, str] = Field(default_factory=dict)
     project_id: str | None = None  # from the path or X-Project-Id when the body has none
+    # Set by the API when its signing gateway completed and signed a legacy body: the label of the
+    # API token bound to the signing identity. The decision record's justification names it.
+    gateway_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
 def signing_bytes(body: dict[str, Any]) -> bytes:
