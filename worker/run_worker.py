@@ -31,7 +31,7 @@ from swoosh.activities.receipts import ReceiptSigner, receipt_signer
 from swoosh.worker.health import HealthServer
 from swoosh.worker.metrics_http import MetricsServer
 from swoosh.worker.settings import Settings, WorkerSettings
-from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
+from swoosh.workflows.lifecycle import WORKFLOWS, telemetry
 from swoosh.workflows.lifecycle.connection import connect, resolve
 from swoosh.workflows.lifecycle.namespace import namespace_problem, require_setup
 from swoosh.workflows.lifecycle.runtime import MetricsRuntime
@@ -79,7 +79,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProjectLifecycle],
+        workflows=list(WORKFLOWS),
         activities=[guard_acts.evaluate, deliver_acts.deliver],
         workflow_runner=workflow_runner(),
         # 0 disables the sticky cache, so every task is a full replay (used to prove determinism).

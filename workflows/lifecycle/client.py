@@ -24,7 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
+from swoosh.workflows.answers import Accepted, DryRunAnswer, IdemEntry, Rejected
 from swoosh.workflows.document import genesis
 from swoosh.workflows.engine import EngineConfig, EngineSnapshot, new_engine_config
 from swoosh.workflows.errors import SwooshError
@@ -264,6 +264,15 @@ async def read_receipts(client: Client, project_id: str) -> list[dict[str, Any]]
 
 async def read_rejections(client: Client, project_id: str) -> list[RejectionLogEntry]:
     return await handle(client, project_id).query(ProjectLifecycle.rejection_log)
+
+
+async def read_seen(client: Client, project_id: str, idem_key: str) -> IdemEntry | None:
+    return await handle(client, project_id).query(ProjectLifecycle.seen, idem_key)
+
+
+async def check_proposal(client: Client, project_id: str, request: ProposalRequest) -> Rejected | None:
+    """The deterministic admission checks for `request` against the head now, applying nothing."""
+    return await handle(client, project_id).query(ProjectLifecycle.check, request)
 
 
 # ------------------------------------------------------------------ namespace setup

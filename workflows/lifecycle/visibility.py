@@ -15,7 +15,18 @@ SA_ENVIRONMENT = SearchAttributeKey.for_keyword("SwooshEnvironment")
 SA_EXECUTION = SearchAttributeKey.for_keyword("SwooshExecution")
 SA_QUARANTINED = SearchAttributeKey.for_bool("SwooshQuarantined")
 SA_INDEX = SearchAttributeKey.for_int("SwooshIndex")
-SEARCH_ATTRIBUTES = (SA_TOP, SA_INGESTION, SA_COUNCIL, SA_ENVIRONMENT, SA_EXECUTION, SA_QUARANTINED, SA_INDEX)
+# The migration control workflow's mode (workflows/lifecycle/migration.py).
+SA_MIGRATION_MODE = SearchAttributeKey.for_keyword("SwooshMigrationMode")
+SEARCH_ATTRIBUTES = (
+    SA_TOP,
+    SA_INGESTION,
+    SA_COUNCIL,
+    SA_ENVIRONMENT,
+    SA_EXECUTION,
+    SA_QUARANTINED,
+    SA_INDEX,
+    SA_MIGRATION_MODE,
+)
 
 
 def search_attributes_of(doc: dict[str, Any]) -> TypedSearchAttributes:

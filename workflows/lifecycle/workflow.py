@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.guards.context import GuardContext
     from swoosh.guards.outcome import GuardOutcome, failed
     from swoosh.guards.policy import scan
-    from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, Rejected
+    from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, IdemEntry, Rejected
     from swoosh.workflows.document import validate_document
     from swoosh.workflows.engine import Admitted, Engine
     from swoosh.workflows.errors import ProposalError
@@ -50,11 +50,13 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_GUARDS,
         DRY_RUN_ANSWER_TYPE,
         QUERY_ANSWER,
+        QUERY_CHECK,
         QUERY_DECISIONS,
         QUERY_HEAD,
         QUERY_HEALTH,
         QUERY_RECEIPTS,
         QUERY_REJECTIONS,
+        QUERY_SEEN,
         QUERY_STATE,
         REJECTION_ERROR_TYPE,
         RETRY_LATER_ERROR_TYPE,
@@ -521,6 +523,21 @@ class ProjectLifecycle:
         except ProposalError as err:
             return AnswerView(rejected=Rejected.of(err, self.engine.head_hash))
         return AnswerView(accepted=admitted) if isinstance(admitted, Accepted) else AnswerView()
+
+    @workflow.query(name=QUERY_SEEN)
+    def seen(self, idem_key: str) -> IdemEntry | None:
+        """What the idempotency window remembers of `idem_key` (None: not applied, or older than the window)."""
+        return self.engine.seen(idem_key)
+
+    @workflow.query(name=QUERY_CHECK)
+    def check(self, req: ProposalRequest) -> Rejected | None:
+        """The rejection the deterministic checks would give `req` now (None: it would be admitted, or is a
+        duplicate); guards over live facts are not run and nothing changes."""
+        try:
+            self.engine.admit(req, self._now_ms())
+        except ProposalError as err:
+            return self._rejected(err)
+        return None
 
 
 def _result(o: GuardOutcome) -> GuardResult:

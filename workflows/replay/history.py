@@ -22,6 +22,7 @@ from swoosh.workflows.messages import (
     ACTIVITY_DELIVER,
     SIGNAL_PROPOSE,
     UPDATE_TRANSITION,
+    WORKFLOW_NAME,
     DeliveryRequest,
     LifecycleInput,
 )
@@ -112,10 +113,26 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
 
 
 def load_history_file(path: Path) -> list[WorkflowHistory]:
-    """One history per file, or a JSON list of them; the `temporal workflow show --output json` format."""
+    """One history per file, or a JSON list of them; the `temporal workflow show --output json` format.
+
+    Only project histories: those of SWOOSH's other workflows (the migration control workflow and
+    ledgers) are skipped, so a folder holding them all can be replayed and audited as projects.
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
     items = data if isinstance(data, list) else [data]
-    return [WorkflowHistory.from_json(f"file:{path.name}#{i}", item) for i, item in enumerate(items)]
+    return [
+        WorkflowHistory.from_json(f"file:{path.name}#{i}", item)
+        for i, item in enumerate(items)
+        if _workflow_type(item) in (None, WORKFLOW_NAME)
+    ]
+
+
+def _workflow_type(item: Any) -> str | None:
+    try:
+        first = item["events"][0]
+        return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def history_files(paths: list[Path]) -> list[Path]:

@@ -28,7 +28,7 @@ from swoosh.activities.guards import FactsSource, GuardActivities
 from swoosh.activities.receipts import ReceiptSigner
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact, PolicyFact
-from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle import WORKFLOWS
 from swoosh.workflows.lifecycle.client import register_search_attributes, search_attribute_flags
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.statechart import WindowClass
@@ -127,7 +127,7 @@ async def lifecycle_worker(
     async with Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProjectLifecycle],
+        workflows=list(WORKFLOWS),
         activities=[guard_acts.evaluate, deliver_acts.deliver],
         workflow_runner=workflow_runner(),
         max_cached_workflows=max_cached_workflows,
