@@ -1,7 +1,8 @@
 """The ecosystem simulator (`swoosh sim`): KACHING, the MCP registry, SHHH and BACKBEAT on one loopback server.
 
-It answers exactly what the providers' HTTP modes call, and injects faults per endpoint family
-(`license`, `mcp`, `policy`, `backbeat`), switchable at run time through `/admin/faults/{family}`:
+It answers exactly what the providers' HTTP modes call, serves a WHOOSH stand-in for migration
+rehearsals (`chaos/legacy.py`), and injects faults per endpoint family (`license`, `mcp`, `policy`,
+`backbeat`, `legacy`), switchable at run time through `/admin/faults/{family}`:
 latency, HTTP 5xx errors, denial, throttling (licence), flapping and clock skew. Tests start it in
 process with `running_simulator()`; operators run `swoosh sim`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -31,11 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swoosh.activities.backbeat import Schedule, frame_payload, published_payload
 from swoosh.activities.kaching import Verdict, sign_verdict
+from swoosh.chaos.legacy import LegacyState
+from swoosh.chaos.legacy import install as install_legacy
+from swoosh.chaos.legacy import state_map as legacy_state_map
 from swoosh.guards.facts import PolicyRuleSpec
 from swoosh.guards.policy import scan
 from swoosh.workflows.crypto import private_key_from_text, private_key_to_text, signer_id
 
-FAMILIES = ("license", "mcp", "policy", "backbeat")
+FAMILIES = ("license", "mcp", "policy", "backbeat", "legacy")
 DEFAULT_PORT = 8090
 DEFAULT_TOOLS = {"ucxl.resolve": "1.0.0", "bubble.emit": "1.0.0"}
 BeatFormat = Literal["swoosh", "backbeat"]
@@ -110,6 +115,7 @@ class SimState:
         self.faults = {f: Faults() for f in FAMILIES}
         self.requests = dict.fromkeys(FAMILIES, 0)
         self.stopping = asyncio.Event()
+        self.legacy = LegacyState()
 
     def now(self, family: str) -> int:
         """The family's clock, skewed as injected."""
@@ -186,6 +192,8 @@ def build_app(state: SimState) -> FastAPI:
             return published_payload(state.schedule, now, SIM_CLUSTER_ID)
         return frame_payload(state.schedule.frame(now, state.pressure), sent_at_ms=now)
 
+    install_legacy(app, state.legacy, state.gate)
+
     @app.get("/admin/faults")
     async def get_faults() -> dict[str, Faults]:
         return state.faults
@@ -260,6 +268,19 @@ class SimHandle:
 
     async def set_pressure(self, pressure: int) -> None:
         (await self.admin.put("/admin/backbeat", json={"pressure": pressure})).raise_for_status()
+
+    async def set_disagree(
+        self, reject_every: int = 0, state_every: int = 0, transitions: list[str] | None = None
+    ) -> None:
+        """The legacy stand-in's disagree switch (0 = agree)."""
+        body = {"reject_every": reject_every, "state_every": state_every, "transitions": transitions or []}
+        (await self.admin.put("/admin/legacy/disagree", json=body)).raise_for_status()
+
+    async def legacy_log(self, which: str) -> list[dict[str, Any]]:
+        """The stand-in's `injections` or `applied` log."""
+        response = await self.admin.get(f"/admin/legacy/{which}")
+        response.raise_for_status()
+        return list(response.json())
 
     async def set_beat_format(self, beat_format: BeatFormat) -> None:
         """Serve BACKBEAT frames in SWOOSH's own shape or in BACKBEAT's published one."""
@@ -396,7 +417,12 @@ async def _serve(config: SimConfig, key: Ed25519PrivateKey, host: str, port: int
         print("# point SWOOSH's providers at the simulator:")
         for provider in ("KACHING", "MCP", "SHHH", "BACKBEAT"):
             print(f"export SWOOSH_{provider}_MODE=http SWOOSH_{provider}_BASE_URL={sim.base_url}")
-        print(f"export SWOOSH_KACHING_PUBLIC_KEY={sim.public_key} SWOOSH_KACHING_TOKEN_FILE={token_file}", flush=True)
+        print(f"export SWOOSH_KACHING_PUBLIC_KEY={sim.public_key} SWOOSH_KACHING_TOKEN_FILE={token_file}")
+        print("# migration rehearsal: the WHOOSH stand-in on the same port (docs/migration.md)")
+        print(f"export SWOOSH_MIGRATION_LEGACY_URL={sim.base_url}")
+        print(
+            f"export SWOOSH_MIGRATION_STATE_MAP='{json.dumps(legacy_state_map(), separators=(',', ':'))}'", flush=True
+        )
         await stop.wait()
 
 

@@ -158,6 +158,7 @@ def build_server(
         keyring=keyring,
         default_project=settings.api.default_project,
         tokens=settings.api.tokens,
+        gateway_keys=settings.api.gateway_key_set(),
         decision_store=decision_store(settings.records, Path(settings.data_dir)),
         windows=BackbeatWindows(settings.backbeat),
         engine_config=settings.engine.config(),
@@ -165,6 +166,7 @@ def build_server(
         admission=Admission(
             max_in_flight=api.max_in_flight, max_waiting=api.max_waiting, max_wait_s=api.max_wait_ms / 1000
         ),
+        migration=settings.migration,
     )
     config = uvicorn.Config(
         app,

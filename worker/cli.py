@@ -102,6 +102,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("swoosh.chaos.cli", "run a seeded chaos scenario and check every invariant"),
     "cluster": ("swoosh.chaos.cluster", "run SWOOSH on separate hosts (network namespaces) with partitions and faults"),
     "determinism": ("swoosh.chaos.determinism", "10k-transition run through the API, then replicas and fold compared"),
+    "shadow": ("swoosh.worker.shadow", "migration from WHOOSH: where SWOOSH and the legacy system disagreed"),
+    "migration": ("swoosh.worker.migration", "migration from WHOOSH: show or change the migration mode"),
 }
 
 

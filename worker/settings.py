@@ -15,13 +15,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from swoosh.activities.config import BackbeatSettings, KachingSettings, McpSettings, ShhhSettings
 from swoosh.activities.decisions import RecordsSettings
 from swoosh.activities.receipts import ReceiptSettings
+from swoosh.api.server.migration import MigrationSettings
+from swoosh.api.server.signing import GatewayKeyError, GatewayKeys
 from swoosh.api.server.tokens import ApiToken, tokens_field
 from swoosh.worker.config_files import read_config, read_secret_file
 from swoosh.workflows.engine import EngineConfig, new_engine_config
@@ -55,6 +57,29 @@ class ApiSettings(_Section):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    # Private keys (base64url Ed25519 seeds) of the gateway identities tokens may sign legacy bodies as.
+    gateway_keys: tuple[SecretStr, ...] = ()
+    gateway_keys_file: Path | None = None  # one seed per line ('#' comments)
+
+    def gateway_key_set(self) -> GatewayKeys:
+        """The gateway keys, read now; GatewayKeyError names the entry, never the key."""
+        return GatewayKeys.load(self.gateway_keys, self.gateway_keys_file)
+
+    @model_validator(mode="after")
+    def _gateways_held(self) -> Self:
+        bound = {t.gateway for t in self.tokens if t.gateway is not None}
+        if not bound:
+            return self
+        try:
+            held = set(self.gateway_key_set().signers)
+        except GatewayKeyError as err:
+            raise ValueError(str(err)) from None
+        missing = sorted(bound - held)
+        if missing:
+            labels = ", ".join(t.label for t in self.tokens if t.gateway in missing)
+            raise ValueError(f"token(s) {labels} are bound to gateway identities whose keys are not in gateway_keys")
+        return self
 
     # Per project, per API replica: transitions in flight towards Temporal (which allows 10 Updates in
     # flight per workflow, whatever the number of replicas): keep replicas x max_in_flight <= 10.
@@ -145,6 +170,7 @@ class Settings(_Section):
     shhh: ShhhSettings = Field(default_factory=ShhhSettings)
     records: RecordsSettings = Field(default_factory=RecordsSettings)
     receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
+    migration: MigrationSettings = Field(default_factory=MigrationSettings)
 
     def lifecycle(self) -> LifecycleSettings:
         """What new projects start with: the engine's snapshot cadence and the API's public URL (UI links)."""
@@ -265,21 +291,26 @@ _ALIASES = {("api", "default_project"): "SWOOSH_DEFAULT_PROJECT"}
 _KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
     ("temporal", "grpc_meta"): "pairs",
     ("api", "tokens"): "csv",
+    ("api", "gateway_keys"): "csv",
     ("mcp", "probe"): "csv",
     ("mcp", "tools"): "pairs",
     ("shhh", "rules"): "json",
+    ("migration", "routed"): "csv",
+    ("migration", "state_map"): "json",
 }
 # Secret settings: SecretStr, never echoed in errors, and each also settable from a file: the variable
 # `<VAR>_FILE` (or the TOML key `<key>_file`) names a file whose content is the value (sections that
 # declare their own `<key>_file` field, read at use, keep it).
 _SECRET = {
     ("api", "tokens"),
+    ("api", "gateway_keys"),
     ("kaching", "token"),
     ("records", "postgres_dsn"),
     ("records", "bubble_token"),
     ("temporal", "api_key"),
     ("temporal", "grpc_meta"),
     ("receipts", "key"),
+    ("migration", "legacy_token"),
 }
 FILE_SUFFIX = "_FILE"
 

@@ -25,7 +25,6 @@ QUERY_REJECTIONS = "rejections"
 QUERY_RECEIPTS = "receipts"
 QUERY_ANSWER = "answer"
 QUERY_SEEN = "seen"  # the idempotency window's entry for a key (migration: who owns it)
-QUERY_CHECK = "check"  # the deterministic admission checks without applying (migration: shadow dry check)
 REJECTION_ERROR_TYPE = "SwooshRejected"
 # An Update turned away before it was accepted (nothing written); resending it is always safe.
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"

@@ -20,7 +20,10 @@ from swoosh.api.server.fastpath import FastTransitions, SwooshAPI
 from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPages, Gateway, WindowSource
 from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
+from swoosh.api.server.migration import MigrationService, MigrationSettings
+from swoosh.api.server.router import MigrationRouter
 from swoosh.api.server.routes import router
+from swoosh.api.server.signing import GatewayKeys, SigningGateway
 from swoosh.api.server.tokens import ApiToken, TokenSet
 from swoosh.api.server.tracing import instrument, traced_fast_path
 from swoosh.workflows.engine import EngineConfig
@@ -56,6 +59,8 @@ def create_app(
     check_setup: bool = True,
     windows: WindowSource | None = None,
     tracing: bool | None = None,
+    migration: MigrationSettings | None = None,
+    gateway_keys: GatewayKeys | None = None,
 ) -> SwooshAPI:
     """Build the API.
 
@@ -74,6 +79,9 @@ def create_app(
             BACKBEAT settings, `activities/windows.py`); closed with the app. None = that read is a 503.
         tracing: instrument the routes for OpenTelemetry; None = when this process traces
             (`OTEL_TRACES_EXPORTER`).
+        migration: the migration settings (mode a new control workflow starts with, the legacy
+            system's URL and token, the state mapping); None = defaults (mode off).
+        gateway_keys: private keys of the gateway identities tokens may be bound to (signing gateway).
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
@@ -91,6 +99,10 @@ def create_app(
         decision_store=decision_store,
         windows=windows,
     )
+    gateway.signing = SigningGateway(gateway_keys or GatewayKeys())
+    migration_settings = migration or MigrationSettings()
+    service = MigrationService(gateway.source.get, task_queue, migration_settings, gateway.metrics)
+    migration_router = MigrationRouter(gateway, service, migration_settings)
     edge = HttpEdge(gateway, tokens, max_body_bytes)
 
     @contextlib.asynccontextmanager
@@ -100,6 +112,7 @@ def create_app(
         try:
             yield
         finally:
+            await migration_router.aclose()
             stop.set()
             if task is not None:
                 task.cancel()
@@ -112,6 +125,7 @@ def create_app(
 
     app = SwooshAPI(title="SWOOSH API", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway
+    app.state.router = migration_router
     edge.install(app)
     app.include_router(router)
     fast = FastTransitions(edge, gateway)

@@ -39,9 +39,10 @@ from swoosh.api.server.problems import (
     UnavailableProblem,
     translate,
 )
+from swoosh.api.server.signing import Delegation, LegacyProposal, SigningGateway, is_legacy_body
 from swoosh.api.server.tokens import ANONYMOUS, Principal, required_scope
 from swoosh.api.server.tracing import annotate
-from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
+from swoosh.workflows.answers import Accepted, DryRunAnswer, IdemEntry, Rejected
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.document import projection_sections
 from swoosh.workflows.engine import EngineConfig
@@ -57,13 +58,16 @@ from swoosh.workflows.lifecycle.client import (
     read_head,
     read_health,
     read_receipts,
+    read_seen,
     read_state,
 )
 from swoosh.workflows.lifecycle.namespace import namespace_problem
+from swoosh.workflows.lifecycle.shadow_client import ledger_report
 from swoosh.workflows.lifecycle.views import document_view
 from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
 from swoosh.workflows.replay.timetravel import PastStates, PastUnavailable
+from swoosh.workflows.shadow import ShadowReport
 from swoosh.workflows.statechart import default_statechart
 
 CHART = default_statechart()
@@ -254,6 +258,7 @@ class Gateway:
     windows: WindowSource | None = None  # None: this API cannot tell callers about BACKBEAT windows
     past: PastStates = field(default_factory=PastStates)
     past_timeout_s: float = 120.0  # rebuilding an old state may read a few megabytes of history
+    signing: SigningGateway | None = None  # legacy bodies of tokens bound to a gateway identity
 
     # ------------------------------------------------------------------ plumbing
     async def _call(self, project_id: str | None, timeout_s: float, fn: Callable[[Client], Awaitable[T]]) -> T:
@@ -327,12 +332,14 @@ class Gateway:
         path_project: str | None,
         started: float,
         principal: Principal = ANONYMOUS,
+        delegation: Delegation | None = None,
         *,
         dry: bool = False,
     ) -> TransitionOutcome:
         """A proposal as sent: 202/400 as the workflow answers; with `dry`, 200 with what it would answer.
 
-        `principal` is the caller's authenticated token: it must hold the scopes the proposal needs.
+        `principal` is the caller's authenticated token: it must hold the scopes the proposal needs. A
+        legacy body is completed and signed when `delegation` (the token's gateway identity) allows it.
         """
         header_fields = {name: headers[h] for h, name in HEADER_FIELDS.items() if h in headers}
         body, problem = decode_body(raw)
@@ -347,12 +354,17 @@ class Gateway:
         if not is_project_id(project_id):
             return self._reject(None, body, header_fields, RejectionBody.schema_error(PROJECT_ID_RULE, None))
         transition = body.get("transition") if body else None
-        for scope in ("propose", required_scope(transition)):
-            if not principal.may(scope, project_id):
-                raise ForbiddenProblem(
-                    f"token {principal.label} does not hold the {scope} scope on project {project_id}"
-                    + (f" (needed for {transition})" if scope == "admin" else "")
+        check_scopes(principal, project_id, transition)
+        if body is not None and delegation is not None and is_legacy_body(body):
+            try:
+                legacy = LegacyProposal.read(body, header_fields, project_id)
+            except ProposalError as err:
+                return self._reject(
+                    project_id, body, header_fields, await self.schema_rejection(project_id, err.reason)
                 )
+            if dry:
+                return await self.dry_run_legacy(legacy, delegation)
+            return await self.propose_legacy(legacy, delegation, started, principal)
         request: ProposalRequest | None = None
         if body is not None:
             request = ProposalRequest(body=body, header_fields=header_fields, project_id=addressed)
@@ -372,12 +384,73 @@ class Gateway:
         if retry_of.isdigit() and int(retry_of) > 0:
             self.metrics.retry(transition if isinstance(transition, str) else None)
         answer = await self._propose(project_id, request, transition if isinstance(transition, str) else None)
+        return self._finish(project_id, answer, started, body, header_fields, principal)
+
+    def _finish(
+        self,
+        project_id: str,
+        answer: Accepted | Rejected,
+        started: float,
+        body: dict[str, Any] | None,
+        header_fields: dict[str, str],
+        principal: Principal = ANONYMOUS,
+    ) -> TransitionOutcome:
         self.metrics.answered(project_id, answer, started)
         if isinstance(answer, Rejected):
             return self._reject(project_id, body, header_fields, RejectionBody.of_answer(answer), principal)
         annotate(project_id, answer.transition, answer)
         jsonlog.accepted(answer, _str(body, header_fields, "window_id"), principal.label)
         return TransitionOutcome(202, answer)
+
+    async def propose_signed(
+        self, project_id: str, request: ProposalRequest, started: float, principal: Principal = ANONYMOUS
+    ) -> TransitionOutcome:
+        """A proposal signed by its caller (already parsed once), answered as `transition` answers it."""
+        body = request.body if isinstance(request.body, dict) else None
+        transition = body.get("transition") if body else None
+        answer = await self._propose(project_id, request, transition if isinstance(transition, str) else None)
+        return self._finish(project_id, answer, started, body, dict(request.header_fields), principal)
+
+    async def propose_legacy(
+        self, legacy: LegacyProposal, delegation: Delegation, started: float, principal: Principal = ANONYMOUS
+    ) -> TransitionOutcome:
+        """A legacy proposal completed and signed by the signing gateway as `delegation` allows."""
+        if self.signing is None:
+            raise UnavailableProblem("this API holds no gateway keys", retry_after=None)
+        project_id = legacy.project_id
+
+        async def send(request: ProposalRequest) -> Accepted | Rejected:
+            return await self._propose(project_id, request, legacy.transition)
+
+        async def head() -> HeadView:
+            return await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
+
+        answer = await self.signing.propose(legacy, delegation, send, head)
+        body = {"transition": legacy.transition, "idem_key": legacy.idem_key, "window_id": legacy.window_id}
+        return self._finish(project_id, answer, started, body, {}, principal)
+
+    async def dry_run_legacy(self, legacy: LegacyProposal, delegation: Delegation) -> TransitionOutcome:
+        """A legacy proposal completed on the head now and dry-run: what a real send would be answered."""
+        if self.signing is None:
+            raise UnavailableProblem("this API holds no gateway keys", retry_after=None)
+        head = await self.read_head_view(legacy.project_id)
+        stamp = self.signing.stamp(head.hlc_last)
+        return await self._dry_run(legacy.project_id, legacy.sign(delegation, head.hash, stamp), legacy.transition)
+
+    async def dry_run_signed(self, project_id: str, request: ProposalRequest) -> TransitionOutcome:
+        body = request.body if isinstance(request.body, dict) else {}
+        transition = body.get("transition")
+        return await self._dry_run(project_id, request, transition if isinstance(transition, str) else None)
+
+    async def read_head_view(self, project_id: str) -> HeadView:
+        return await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
+
+    async def seen(self, project_id: str, idem_key: str) -> IdemEntry | None:
+        """What the project's idempotency window holds for `idem_key` (None too when the project does not exist)."""
+        try:
+            return await self._call(project_id, self.query_timeout_s, lambda c: read_seen(c, project_id, idem_key))
+        except NotFoundProblem:
+            return None
 
     async def _propose(self, project_id: str, request: ProposalRequest, transition: str | None) -> Accepted | Rejected:
         attempt = 0
@@ -582,6 +655,22 @@ class Gateway:
             project_id=project_id, receipts=[Receipt.model_validate(by_start[k]) for k in sorted(by_start)]
         )
 
+    async def shadow_report(self, project_id: str, limit: int) -> ShadowReport:
+        """The project's migration ledger report (empty when nothing was ever compared for it)."""
+        report = await self._call(project_id, self.query_timeout_s, lambda c: ledger_report(c, project_id, limit))
+        if report is None:
+            return ShadowReport(
+                project_id=project_id,
+                compared={},
+                diverged={},
+                by_kind={},
+                claims=0,
+                pending=0,
+                dropped=0,
+                divergences=[],
+            )
+        return report
+
     async def readiness(self, timeout_s: float = 5.0) -> str | None:
         """None when this API can serve (Temporal reachable, namespace ready, decision store usable), else why not."""
         try:
@@ -655,6 +744,16 @@ def _check_page(project_id: str, after_index: int, records: list[dict[str, Any]]
                 f"project {project_id}: record {rec['index']} does not link to record {int(rec['index']) - 1} "
                 "(the decision-record store holds a forked chain; see the project's health)",
                 retry_after=None,
+            )
+
+
+def check_scopes(principal: Principal, project_id: str, transition: object) -> None:
+    """ForbiddenProblem unless `principal` may propose `transition` on the project."""
+    for scope in ("propose", required_scope(transition)):
+        if not principal.may(scope, project_id):
+            raise ForbiddenProblem(
+                f"token {principal.label} does not hold the {scope} scope on project {project_id}"
+                + (f" (needed for {transition})" if scope == "admin" else "")
             )
 
 

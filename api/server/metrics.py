@@ -22,7 +22,7 @@ from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.lifecycle.observe import GUARDS, enters_quarantine
 from swoosh.workflows.statechart import Statechart, default_statechart
 
-__all__ = ["METRIC_NAMES", "PROMETHEUS_CONTENT_TYPE", "ApiMetrics"]
+__all__ = ["METRIC_NAMES", "MIGRATION_METRIC_NAMES", "PROMETHEUS_CONTENT_TYPE", "ApiMetrics"]
 
 METRIC_NAMES = (
     "swoosh_api_transition_total",
@@ -32,6 +32,16 @@ METRIC_NAMES = (
     "swoosh_api_quarantine_total",
     "swoosh_api_responses_total",
 )
+# Migration from WHOOSH (docs/migration.md): what a replica routes where, and where the two systems disagree.
+MIGRATION_METRIC_NAMES = (
+    "swoosh_migration_mode",
+    "swoosh_migration_version",
+    "swoosh_migration_decided_total",
+    "swoosh_legacy_unavailable_total",
+    "swoosh_shadow_divergence_total",
+    "swoosh_shadow_compared_total",
+)
+MODES = ("off", "shadow", "route", "bypass")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Status codes the API answers with; each is exported at zero from the start.
 STATUS_CODES = ("200", "201", "202", "400", "401", "404", "405", "413", "429", "500", "503")
@@ -88,6 +98,47 @@ class ApiMetrics:
             self.latency.labels(region=region)
         for code in STATUS_CODES:
             self.responses.labels(code=code)
+
+        self.migration_mode = Gauge(
+            "swoosh_migration_mode",
+            "1 for the migration mode this API replica applies, 0 for the others",
+            ["mode"],
+            registry=r,
+        )
+        self.migration_version = Gauge(
+            "swoosh_migration_version", "Version of the migration config this replica last read", registry=r
+        )
+        self.decided = Counter(
+            "swoosh_migration_decided_total",
+            "Mutations by who decided them (swoosh, legacy) and the mode in force",
+            ["decider", "mode"],
+            registry=r,
+        )
+        self.legacy_unavailable = Counter(
+            "swoosh_legacy_unavailable_total",
+            "Mutations answered 503 because the legacy system could not be reached",
+            registry=r,
+        )
+        self.divergences = Counter(
+            "swoosh_shadow_divergence_total",
+            "Mutations where SWOOSH and the legacy system disagreed (decision or state)",
+            ["transition"],
+            registry=r,
+        )
+        self.compared = Counter(
+            "swoosh_shadow_compared_total",
+            "Mutations SWOOSH compared with the legacy system",
+            ["transition"],
+            registry=r,
+        )
+
+    def migration(self, mode: str, version: int) -> None:
+        for m in MODES:
+            self.migration_mode.labels(mode=m).set(1 if m == mode else 0)
+        self.migration_version.set(version)
+
+    def known(self, transition: str | None) -> str:
+        return transition if transition in self.chart.transitions else "unknown"
 
     def exposition(self) -> bytes:
         """The API's metrics and, when it owns its client's runtime, the SDK's (blocking)."""

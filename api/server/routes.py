@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swoosh.api.models import (
     DecisionsAnswer,
@@ -25,14 +26,20 @@ from swoosh.api.models import (
     RejectionBody,
     WindowsAnswer,
 )
+from swoosh.api.server import jsonlog
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
 from swoosh.api.server.http import HttpEdge, edge_of, forbidden_reason, principal_of, require
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
 from swoosh.api.server.problems import ForbiddenProblem
+from swoosh.api.server.router import Answer as RoutedAnswer
+from swoosh.api.server.router import MigrationRouter
+from swoosh.api.server.signing import Delegation
 from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.diagram import mermaid_marked, svg
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
 from swoosh.workflows.messages import HealthView, StateView
+from swoosh.workflows.migration import MigrationChange, MigrationConfig, MigrationError, MigrationView, Mode
+from swoosh.workflows.shadow import ShadowReport
 from swoosh.workflows.statechart import default_statechart
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -108,6 +115,18 @@ router = APIRouter()
 CHART = default_statechart()
 
 
+class MigrationRequest(BaseModel):
+    """`PUT /v1/migration`: the mode, the legacy system's URL, the routed prefixes, why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode
+    legacy_url: str | None = None
+    routed: list[str] | str = Field(default_factory=list, description="prefixes such as Council,Ingestion; * = all")
+    reason: str = Field(default="", max_length=500)
+    expected_version: int | None = Field(default=None, description="refused if the config moved meanwhile")
+
+
 # ---------------------------------------------------------------------- helpers
 def check_project(project_id: str) -> RejectionBody | None:
     """A `schema` rejection for a project id that breaks the rule, else None."""
@@ -140,12 +159,36 @@ def dry_run_flag(request: Request) -> bool | None:
     return True if word in _TRUE else False if word in _FALSE else None
 
 
+def router_of(request: Request) -> MigrationRouter:
+    router: MigrationRouter = request.app.state.router
+    return router
+
+
+def delegation_of(request: Request, gateway: Gateway) -> Delegation | None:
+    """The gateway identity the request's token is bound to, when this API holds its key."""
+    principal = getattr(request.state, "principal", None)
+    signer, label = getattr(principal, "gateway", None), getattr(principal, "label", None)
+    if gateway.signing is None or not isinstance(signer, str) or not isinstance(label, str):
+        return None
+    return gateway.signing.delegation(signer, label)
+
+
+def token_label(request: Request) -> str:
+    label = getattr(getattr(request.state, "principal", None), "label", None)
+    return label if isinstance(label, str) else "anonymous"
+
+
+def routed(answer_: RoutedAnswer) -> JSONResponse:
+    return JSONResponse(answer_.body, status_code=answer_.status, headers=answer_.headers)
+
+
 async def answer_transition(
     request: Request, path_project: str | None, edge: HttpEdge, gateway: Gateway
 ) -> JSONResponse:
-    """Both transition routes (and the fast path): the body as sent, proposed through the gateway.
+    """Both transition routes (and the fast path): the body as sent, routed by the migration mode.
 
-    With `?dry_run=true` the same admission and guards run, nothing changes, and the answer is 200.
+    With `?dry_run=true` the same admission and guards run, nothing changes, and the answer is 200: a
+    dry run is SWOOSH's alone in every migration mode (it decides nothing).
     """
     started = time.monotonic()
     if path_project is not None and (bad := check_project(path_project)) is not None:
@@ -154,8 +197,12 @@ async def answer_transition(
     if dry is None:
         return answer(await gateway.schema_rejection(path_project, DRY_RUN_INVALID))  # as the routes' own check
     raw = await edge.read_body(request)
-    outcome = await gateway.transition(raw, request.headers, path_project, started, principal_of(request), dry=dry)
-    return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
+    principal, delegation = principal_of(request), delegation_of(request, gateway)
+    if dry:
+        outcome = await gateway.transition(raw, request.headers, path_project, started, principal, delegation, dry=True)
+        return JSONResponse(outcome.answer.model_dump(mode="json"), status_code=outcome.status)
+    decided = await router_of(request).transition(raw, request.headers, path_project, started, principal, delegation)
+    return routed(decided)
 
 
 # ---------------------------------------------------------------------- legacy paths
@@ -371,6 +418,113 @@ async def get_project_diagram(
         return Response(mermaid_marked(CHART, doc), media_type="text/plain; charset=utf-8")
     title = f"{project_id} · index {view.index} · {view.phase['top']}" + ("" if at is None else " (a past state)")
     return Response(svg(CHART, doc, title=title), media_type="image/svg+xml")
+
+
+# ---------------------------------------------------------------------- migration from WHOOSH
+_NOT_MAPPABLE: dict[int | str, dict[str, Any]] = {
+    501: {"model": Problem, "description": "not_mappable: maps to no single transition; see reason"}
+}
+
+
+@router.get("/v1/migration", dependencies=READ, response_model=MigrationView, tags=["migration"])
+async def get_migration(
+    request: Request, audit: Annotated[int, Query(ge=0, le=100, description="newest audit entries")] = 20
+) -> JSONResponse:
+    view = await router_of(request).migration.view(audit)
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+@router.put(
+    "/v1/migration",
+    dependencies=ADMIN,
+    response_model=MigrationView,
+    responses={400: {"model": RejectionBody, "description": "an invalid or refused change (nothing changed)"}},
+    tags=["migration"],
+    summary="Change the migration mode for every API replica (audited)",
+)
+async def put_migration(request: Request, body: MigrationRequest) -> JSONResponse:
+    try:
+        config = MigrationConfig(mode=body.mode, legacy_url=body.legacy_url, routed=body.routed)
+        change = MigrationChange(
+            config=config, by=token_label(request), reason=body.reason, expected_version=body.expected_version
+        )
+        view = await router_of(request).migration.change(change)
+    except (ValidationError, MigrationError) as err:
+        reason = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
+        return answer(RejectionBody.schema_error(str(reason).removeprefix("Value error, ")[:500], None))
+    jsonlog.event(
+        f"migration mode {view.mode} (version {view.version}) set by {view.changed_by}",
+        event="migration_mode",
+        mode=view.mode,
+        version=view.version,
+        token=view.changed_by,
+    )
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+@router.get(
+    "/v1/projects/{project_id}/shadow",
+    dependencies=READ,
+    response_model=ShadowReport,
+    responses=_READ_RESPONSES,
+    tags=["migration"],
+    summary="The project's divergences between SWOOSH and the legacy system (newest first)",
+)
+async def get_project_shadow(
+    project_id: str,
+    request: Request,
+    gateway: GatewayDep,
+    limit: Annotated[int, Query(ge=0, le=200)] = 50,
+) -> JSONResponse:
+    if (bad := check_project(project_id)) is not None:
+        return answer(bad)
+    report = await gateway.shadow_report(project_id, limit)
+    return JSONResponse(report.model_dump(mode="json"))
+
+
+@router.post(
+    "/api/v1/opportunities/council",
+    dependencies=PROPOSE,
+    status_code=202,
+    responses={**_TRANSITION_RESPONSES, **_NOT_MAPPABLE},
+    tags=["whoosh"],
+    summary="WHOOSH-compatible: a CHORUS council opportunity, mapped onto Council_ProfilesLoaded of its council_id",
+)
+async def post_council_opportunity(
+    request: Request, gateway: GatewayDep, idempotency_key: IdempotencyKey = None, x_hlc: XHlc = None
+) -> JSONResponse:
+    raw = await edge_of(request).read_body(request)
+    started = time.monotonic()
+    return routed(
+        await router_of(request).whoosh(
+            "council", raw, request.headers, started, principal_of(request), delegation_of(request, gateway)
+        )
+    )
+
+
+@router.post(
+    "/api/v1/tasks",
+    dependencies=PROPOSE,
+    status_code=202,
+    responses={**_TRANSITION_RESPONSES, **_NOT_MAPPABLE},
+    tags=["whoosh"],
+    summary="WHOOSH-compatible: a task whose type names a transition (context = its inputs)",
+)
+async def post_task(
+    request: Request,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+    x_hlc: XHlc = None,
+    x_window_id: XWindowId = None,
+    x_project_id: XProjectId = None,
+) -> JSONResponse:
+    raw = await edge_of(request).read_body(request)
+    started = time.monotonic()
+    return routed(
+        await router_of(request).whoosh(
+            "task", raw, request.headers, started, principal_of(request), delegation_of(request, gateway)
+        )
+    )
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")

@@ -180,7 +180,8 @@ class SigningGateway:
         while len(self._heads) > HEAD_CACHE:
             self._heads.popitem(last=False)
 
-    def _stamp(self, hlc_last: str | None) -> str:
+    def stamp(self, hlc_last: str | None) -> str:
+        """An HLC after `hlc_last` (the project's last applied) and after every one stamped here before."""
         if hlc_last:
             self.clock.observe(HLC.parse(hlc_last))
         return self.clock.now().format()
@@ -214,7 +215,7 @@ class SigningGateway:
             head_hash, hlc_last = cached
             answer: Accepted | Rejected | None = None
             for _ in range(self.attempts):
-                request = legacy.sign(delegation, head_hash, self._stamp(hlc_last))
+                request = legacy.sign(delegation, head_hash, self.stamp(hlc_last))
                 answer = await send(request)
                 if isinstance(answer, Accepted):
                     if not answer.duplicate:

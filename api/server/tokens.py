@@ -19,6 +19,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
+from swoosh.workflows.crypto import SIGNER_RE
+
 Scope = Literal["read", "propose", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "propose", "admin")
 LABEL_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
@@ -41,6 +43,9 @@ class ApiToken(BaseModel):
     secret_file: Path | None = None
     scopes: tuple[Scope, ...] = SCOPES
     projects: tuple[str, ...] = ("*",)
+    # The signer id of a gateway identity this token signs legacy bodies as (docs/migration.md): its
+    # private key must be among the API's gateway keys. None: the token's callers sign for themselves.
+    gateway: str | None = None
 
     @field_validator("label")
     @classmethod
@@ -87,8 +92,15 @@ class ApiToken(BaseModel):
             raise TokenError(f"token {self.label}: {self.secret_file} is empty")
         return text
 
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        if value is not None and not SIGNER_RE.fullmatch(value):
+            raise ValueError("gateway must be a signer id hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>")
+        return value
+
     def principal(self) -> Principal:
-        return Principal(self.label, frozenset(self.scopes), self.projects)
+        return Principal(self.label, frozenset(self.scopes), self.projects, self.gateway)
 
 
 def legacy_tokens(values: Iterable[Any]) -> list[Any]:
@@ -109,6 +121,7 @@ class Principal:
     label: str
     scopes: frozenset[str]
     projects: tuple[str, ...] = ("*",)
+    gateway: str | None = None  # the gateway identity the token signs legacy bodies as
 
     def may(self, scope: Scope, project_id: str | None = None) -> bool:
         """True when this principal holds `scope` (on `project_id`, when one is named)."""

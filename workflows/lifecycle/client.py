@@ -270,11 +270,6 @@ async def read_seen(client: Client, project_id: str, idem_key: str) -> IdemEntry
     return await handle(client, project_id).query(ProjectLifecycle.seen, idem_key)
 
 
-async def check_proposal(client: Client, project_id: str, request: ProposalRequest) -> Rejected | None:
-    """The deterministic admission checks for `request` against the head now, applying nothing."""
-    return await handle(client, project_id).query(ProjectLifecycle.check, request)
-
-
 # ------------------------------------------------------------------ namespace setup
 SA_TYPES = {
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

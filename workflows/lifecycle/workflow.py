@@ -50,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_GUARDS,
         DRY_RUN_ANSWER_TYPE,
         QUERY_ANSWER,
-        QUERY_CHECK,
         QUERY_DECISIONS,
         QUERY_HEAD,
         QUERY_HEALTH,
@@ -528,16 +527,6 @@ class ProjectLifecycle:
     def seen(self, idem_key: str) -> IdemEntry | None:
         """What the idempotency window remembers of `idem_key` (None: not applied, or older than the window)."""
         return self.engine.seen(idem_key)
-
-    @workflow.query(name=QUERY_CHECK)
-    def check(self, req: ProposalRequest) -> Rejected | None:
-        """The rejection the deterministic checks would give `req` now (None: it would be admitted, or is a
-        duplicate); guards over live facts are not run and nothing changes."""
-        try:
-            self.engine.admit(req, self._now_ms())
-        except ProposalError as err:
-            return self._rejected(err)
-        return None
 
 
 def _result(o: GuardOutcome) -> GuardResult:
