@@ -38,7 +38,14 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/v1/projects/{project_id}/diagram",
         "/v1/projects/{project_id}/receipts",
         "/v1/projects/{project_id}/window",
+        "/v1/projects/{project_id}/shadow",
+        "/v1/migration",
+        "/api/v1/opportunities/council",
+        "/api/v1/tasks",
     }
+    for path in ("/api/v1/opportunities/council", "/api/v1/tasks"):
+        assert {"202", "400", "501"} <= set(paths[path]["post"]["responses"])
+    assert set(paths["/v1/migration"]) == {"get", "put"}
     for path in ("/transition", "/v1/projects/{project_id}/transition"):
         responses = paths[path]["post"]["responses"]
         assert {"200", "202", "400", "401", "404", "413", "429", "503"} <= set(responses)
