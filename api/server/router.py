@@ -53,6 +53,7 @@ from swoosh.workflows.lifecycle.shadow_client import (
     ledger_claim,
     ledger_journal,
     ledger_lookup,
+    ledger_projects,
     ledger_settle,
 )
 from swoosh.workflows.migration import MigrationConfig
@@ -140,9 +141,12 @@ class MigrationRouter:
         self.settings = settings
         self.legacy = legacy or LegacyClient(settings)
         self._catchup_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._project_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.legacy.aclose()
 
     async def _client(self) -> Client:
@@ -556,7 +560,49 @@ class MigrationRouter:
             if len(self._catchup_locks) > 10_000:
                 self._catchup_locks.clear()
 
+    async def catch_up_all(self) -> dict[str, int]:
+        """Catch every project with a journal up (after a bypass); what was done, in numbers."""
+        config = await self.migration.current()
+        projects = await self.gateway._call(None, self.gateway.query_timeout_s, ledger_projects)
+        caught, left = 0, 0
+        for project_id in projects:
+            lookup = await self._pending(project_id)
+            if lookup is None or not lookup.pending:
+                continue
+            await self.catch_up(project_id, config)
+            after = await self._pending(project_id)
+            caught += lookup.pending - (after.pending if after else 0)
+            left += after.pending if after else 0
+        return {"projects": len(projects), "applied": caught, "pending": left}
+
+    async def _pending(self, project_id: str) -> Lookup | None:
+        return await self._ledger(project_id, lambda c: ledger_lookup(c, project_id, ""))
+
+    def catch_up_soon(self) -> None:
+        """Catch every project up in the background (the mode just left bypass)."""
+        task = asyncio.create_task(self._sweep())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep(self) -> None:
+        try:
+            done = await self.catch_up_all()
+        except Exception as err:  # a sweep that fails leaves the journals for the next mutation or sweep
+            jsonlog.event(f"catch-up sweep stopped: {type(err).__name__}", event="catch_up_sweep_failed")
+            return
+        jsonlog.event(f"catch-up sweep: {done['applied']} journaled mutations applied", event="catch_up_sweep", **done)
+
     async def _apply_entry(self, project_id: str, entry: JournalEntry) -> TransitionOutcome:
+        try:
+            return await self._apply_journaled(project_id, entry)
+        except NotFoundProblem:
+            # The legacy system accepted the project's first mutations while SWOOSH applied nothing.
+            if self.gateway.keyring is None:
+                raise
+            await self.gateway.create_project(project_id)
+            return await self._apply_journaled(project_id, entry)
+
+    async def _apply_journaled(self, project_id: str, entry: JournalEntry) -> TransitionOutcome:
         started = time.monotonic()
         if entry.signer is not None and entry.token_label is not None and self.gateway.signing is not None:
             delegation = self.gateway.signing.delegation(entry.signer, entry.token_label)

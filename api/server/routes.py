@@ -452,6 +452,9 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
     except (ValidationError, MigrationError) as err:
         reason = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
         return answer(RejectionBody.schema_error(str(reason).removeprefix("Value error, ")[:500], None))
+    last = view.audit[0] if view.audit else None
+    if last is not None and last.before.mode == "bypass" and view.mode in ("shadow", "route"):
+        router_of(request).catch_up_soon()  # SWOOSH applies what the legacy system accepted meanwhile
     jsonlog.event(
         f"migration mode {view.mode} (version {view.version}) set by {view.changed_by}",
         event="migration_mode",
@@ -460,6 +463,16 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
         token=view.changed_by,
     )
     return JSONResponse(view.model_dump(mode="json"))
+
+
+@router.post(
+    "/v1/migration/catch-up",
+    dependencies=AUTH,
+    tags=["migration"],
+    summary="Apply, in order, what the legacy system accepted while SWOOSH applied nothing (every project)",
+)
+async def post_migration_catch_up(request: Request) -> JSONResponse:
+    return JSONResponse(await router_of(request).catch_up_all())
 
 
 @router.get(

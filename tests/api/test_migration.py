@@ -176,10 +176,8 @@ def test_bypass_journals_and_swoosh_catches_up_before_deciding_again(
     assert mig.get(f"/v1/projects/{f.project_id}/state").json()["index"] == 0  # SWOOSH applied nothing
     assert mig.get(f"/v1/projects/{f.project_id}/shadow").json()["pending"] == 1
     set_mode(mig, "route", standin[0].url, ["*"])
-    # A caller-signed body names the head it was signed on: the journaled one is applied first (it is
-    # still current), then this one, signed on the head after it.
-    after_catch_up = mig.get(f"/v1/projects/{f.project_id}/state").json()
-    assert after_catch_up["index"] == 0
+    # The journaled mutation is applied before SWOOSH decides anything else for the project (here by
+    # this resend, or by the sweep that leaving bypass starts, whichever comes first).
     resent = post(mig, f.project_id, first)  # a resend after the switch: still the legacy system's key
     assert resent.status_code == 202 and resent.headers["X-Swoosh-Decided-By"] == "legacy"
     state = mig.get(f"/v1/projects/{f.project_id}/state").json()
@@ -215,3 +213,29 @@ def test_shadow_report_and_migration_commands(
     assert (shown["mode"], shown["routed"], shown["legacy_url"]) == ("route", ["Council"], standin[0].url)
     assert main(["migration", "show", "--api", api_url]) == 0
     assert json.loads(capsys.readouterr().out)["audit"][0]["reason"] == "cli"
+
+
+def test_leaving_bypass_catches_up_projects_swoosh_never_saw(
+    mig: httpx.Client, stack: Stack, standin: tuple[ApiServer, SimState]
+) -> None:
+    from swoosh.workflows.canonical import content_hash
+    from swoosh.workflows.document import genesis
+    from swoosh.workflows.statechart import default_statechart
+
+    pid = f"m-{uuid.uuid4().hex[:12]}"
+    f = ProposalFactory(stack.signers, pid)
+    set_mode(mig, "bypass", standin[0].url)
+    born = content_hash(genesis(default_statechart(), pid, stack.signers.keyring()))
+    assert post(mig, pid, f.body("Boot_ConfigOk", born, {})).status_code == 202
+    assert mig.get(f"/v1/projects/{pid}/state").status_code == 404  # SWOOSH applied nothing, not even the project
+    set_mode(mig, "route", standin[0].url, ["*"], reason="back from bypass")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        state = mig.get(f"/v1/projects/{pid}/state")
+        if state.status_code == 200 and state.json()["index"] == 1:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the background catch-up did not apply the journaled mutation")
+    assert mig.post("/v1/migration/catch-up").json()["pending"] == 0
+    assert mig.get(f"/v1/projects/{pid}/shadow").json()["pending"] == 0

@@ -40,6 +40,7 @@ def test_openapi_documents_every_endpoint_and_status() -> None:
         "/v1/projects/{project_id}/window",
         "/v1/projects/{project_id}/shadow",
         "/v1/migration",
+        "/v1/migration/catch-up",
         "/api/v1/opportunities/council",
         "/api/v1/tasks",
     }
