@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from swoosh.worker.propose import add_common
+from swoosh.worker.propose import add_common, bearer_token
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    token = bearer_token(args)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=args.api, headers=headers, timeout=30.0, trust_env=False)
 
 

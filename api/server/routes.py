@@ -467,7 +467,7 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
 
 @router.post(
     "/v1/migration/catch-up",
-    dependencies=AUTH,
+    dependencies=ADMIN,
     tags=["migration"],
     summary="Apply, in order, what the legacy system accepted while SWOOSH applied nothing (every project)",
 )
