@@ -85,7 +85,7 @@ class Project:
             "ingestion": None,
             "council": None,
             "environment": None,
-            "execution": None,
+            "execution": "IDLE",
         }
         self.wrong: dict[str, str] = {}  # regions whose recorded phase was falsified on purpose
         self.returns: list[str] = []
@@ -208,7 +208,7 @@ class LegacyState:
             }
         touched = p.apply(transition)
         if kind == "state" and touched:
-            p.wrong[touched[-1]] = WRONG
+            p.wrong[touched[0]] = WRONG  # the transition's own machine: the phase a comparison always reads
             self._log(
                 self.injections,
                 {"project_id": p.project_id, "idem_key": idem_key, "transition": transition, "kind": kind},

@@ -63,8 +63,7 @@ from swoosh.workflows.statechart import default_statechart
 
 T = TypeVar("T")
 DECIDED_BY = "X-Swoosh-Decided-By"
-PHASE_OF_MACHINE = {"top": "top", "ingestion": "ingestion", "council": "council", "environment": "environment"}
-PHASE_OF_EPOCH = {"boot": "boot", "ingestion": "ingestion", "council": "council", "environment": "environment"}
+PHASES = ("top", "boot", "ingestion", "council", "environment", "execution")  # the phases GET /state shows
 
 
 @dataclass
@@ -114,16 +113,21 @@ def swoosh_result(outcome: TransitionOutcome) -> tuple[bool, str]:
 
 
 def regions_of(transition: str) -> list[str]:
-    """The phases a transition can change, by the names `GET /state` gives them."""
+    """The phases a transition can change (its machine, its region, the machines its effects set), by the
+    names `GET /state` gives them."""
     t = default_statechart().transitions.get(transition)
     if t is None:
         return []
-    out = [PHASE_OF_MACHINE.get(t.spec.machine), PHASE_OF_EPOCH.get(t.spec.epoch)]
-    if t.spec.machine == "top" and t.spec.epoch == "execution":
-        out.append("execution")
-    if t.spec.machine == "execution":
-        out.append("execution")
-    return [p for p in dict.fromkeys(out) if p is not None]
+    machines = [t.spec.machine, t.spec.epoch]
+    for effect in t.spec.effects:
+        if effect.op == "set_phase" and effect.machine:
+            machines.append(effect.machine)
+        elif effect.op == "enter_regions":
+            machines.extend(effect.machines)
+        elif effect.op in ("quarantine", "release"):
+            machines.append("top")
+    phases = [m if m in PHASES else None for m in machines]
+    return [p for p in dict.fromkeys(phases) if p is not None]
 
 
 class MigrationRouter:
