@@ -167,7 +167,12 @@ class MigrationRouter:
         delegation: Delegation | None = None,
     ) -> Answer:
         """`POST /transition` and `POST /v1/projects/{id}/transition`."""
-        config = await self.migration.current()
+        try:
+            config = await self.migration.current()
+        except UnavailableProblem:
+            # The mode cannot be read, so nothing can be decided now: answered as SWOOSH answers without
+            # Temporal (503 + Retry-After), and bad input still gets its 400.
+            config = MigrationConfig()
         if config.mode == "off":
             outcome = await self.gateway.transition(raw, headers, path_project, started, principal, delegation)
             return outcome_answer(outcome)

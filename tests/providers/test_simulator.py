@@ -46,7 +46,7 @@ async def test_simulator_counts_requests_per_family() -> None:
         await c.get("/v1/mcp/tools")
         await c.get("/v1/backbeat/frame")
         await c.get("/v1/backbeat/frame")
-        assert await sim.stats() == {"license": 0, "mcp": 1, "policy": 0, "backbeat": 2}
+        assert await sim.stats() == {"license": 0, "mcp": 1, "policy": 0, "backbeat": 2, "legacy": 0}
 
 
 async def test_simulator_rejects_malformed_requests_without_5xx() -> None:

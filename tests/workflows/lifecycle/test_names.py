@@ -21,4 +21,5 @@ def test_workflow_handler_names_are_the_message_names() -> None:
         messages.QUERY_REJECTIONS,
         messages.QUERY_RECEIPTS,
         messages.QUERY_ANSWER,
+        messages.QUERY_SEEN,
     }
