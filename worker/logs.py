@@ -59,6 +59,12 @@ SAFE_FIELDS = frozenset(
         "token_label",
         "labels",
         "trace_id",
+        # migration from WHOOSH: the mode in force and its changes, catch-up sweeps (no bodies, no secrets)
+        "mode",
+        "version",
+        "projects",
+        "applied",
+        "pending",
     }
 )
 _secrets: set[str] = set()

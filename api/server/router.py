@@ -599,7 +599,13 @@ class MigrationRouter:
         except Exception as err:  # a sweep that fails leaves the journals for the next mutation or sweep
             jsonlog.event(f"catch-up sweep stopped: {type(err).__name__}", event="catch_up_sweep_failed")
             return
-        jsonlog.event(f"catch-up sweep: {done['applied']} journaled mutations applied", event="catch_up_sweep", **done)
+        jsonlog.event(
+            f"catch-up sweep: {done['applied']} journaled mutations applied, {done['pending']} pending",
+            event="catch_up_sweep",
+            projects=done["projects"],
+            applied=done["applied"],
+            pending=done["pending"],
+        )
 
     async def _apply_entry(self, project_id: str, entry: JournalEntry) -> TransitionOutcome:
         try:

@@ -460,7 +460,7 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
         event="migration_mode",
         mode=view.mode,
         version=view.version,
-        token=view.changed_by,
+        token_label=view.changed_by,
     )
     return JSONResponse(view.model_dump(mode="json"))
 
