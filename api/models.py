@@ -32,7 +32,15 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     error: str = Field(
-        examples=["unauthorized", "not_found", "payload_too_large", "overloaded", "unavailable", "records_unavailable"]
+        examples=[
+            "unauthorized",
+            "not_found",
+            "payload_too_large",
+            "overloaded",
+            "unavailable",
+            "records_unavailable",
+            "guards_unavailable",
+        ]
     )
     reason: str
 

@@ -189,7 +189,7 @@ class Caller:
             else:
                 if r.status_code < 500 and r.status_code != 429:
                     return r
-                self.obs.http[str(r.status_code)] += 1
+                self.obs.http[_resend_cause(r)] += 1
                 after = r.headers.get("Retry-After", "")
                 if after.isdigit():
                     delay = min(float(after), MAX_RETRY_AFTER_S)
@@ -418,6 +418,13 @@ class Caller:
             self.resync_clock(view.get("hlc_last"))
         if answer.get("error") == "guard_failed":
             await _sleep(stop, 0.3 + self.rng.random() * 0.4)
+
+
+def _resend_cause(r: httpx.Response) -> str:
+    """The status, and for a 503 whose guards could not be evaluated its error word (provider_hang's effect)."""
+    if r.status_code == 503 and b"guards_unavailable" in r.content[:200]:
+        return "503-guards_unavailable"
+    return str(r.status_code)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -91,6 +91,8 @@ async def collect(
         resets=[r for r in resets if r.project_id == project_id],
         continuous=[c for c in continuous if c.startswith(f"{project_id} ")],
     )
+    desc = await client.get_workflow_handle(workflow_id(project_id)).describe()
+    ev.status = desc.status.name if desc.status is not None else "UNKNOWN"
     histories = await fetch_project_runs(client, workflow_id(project_id))
     live = [h for h in histories if not is_reset_victim(h)]
     facts = [run_facts(h) for h in live]

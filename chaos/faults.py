@@ -347,6 +347,23 @@ class Injector:
             rec.ended = -1.0
         rec.detail = f"{caller.project_id}: environment capacity churn, BACKBEAT pressure {ev.param('pressure')}"
 
+    async def _provider_hang(self, ev: FaultEvent, rec: FaultRecord) -> None:
+        """BACKBEAT answers only after `latency_ms`: longer than the guard activity's every attempt.
+
+        Every decision with a guard reads the beat (its cache refreshes each second), so while this
+        lasts the guard activity fails after its retries: Updates are answered 503
+        `guards_unavailable`, and no project's workflow may fail because of it.
+        """
+        rec.projects = self.projects
+        await self._set_faults("backbeat", {"latency_ms": int(ev.param("latency_ms", 8_000))})
+
+        async def undo() -> None:
+            await self._set_faults("backbeat", {})
+
+        await self._timed(rec, ev.duration_s, undo)
+        rec.detail = f"BACKBEAT held {ev.param('latency_ms')} ms per request for {ev.duration_s}s"
+        rec.ended = -1.0
+
     async def _clock_skew(self, ev: FaultEvent, rec: FaultRecord) -> None:
         caller = self.callers[(ev.target or 0) % len(self.callers)]
         rec.projects = [caller.project_id]

@@ -32,6 +32,7 @@ INVARIANTS = (
     "dr_chain",  # decision-record chain verifies against the histories (swoosh.workflows.replay.audit)
     "replay",  # Replayer + fold over every history reproduce the live hash
     "continuous",  # what callers checked on every answer while running
+    "running",  # every project's workflow still runs at the end: no fault (a fact provider down) failed it
 )
 EXECUTION_ENTRIES = ("Execution_AllReady", "Recovery_QuorumRestored")
 QUARANTINE_EXITS = ("Policy_Release", "Policy_ConfirmedBlock")
@@ -59,6 +60,7 @@ class ProjectEvidence:
     audit_problems: list[str] = field(default_factory=list)
     replay_problems: list[str] = field(default_factory=list)
     continuous: list[str] = field(default_factory=list)
+    status: str = "RUNNING"  # the workflow's status at the end of the run
 
 
 @dataclass
@@ -227,6 +229,9 @@ def check_project(ev: ProjectEvidence) -> ProjectVerdict:
     v.checked["continuous"] += len(ev.answers)
     for p in ev.continuous:
         v.add("continuous", p)
+    v.checked["running"] += 1
+    if ev.status != "RUNNING":
+        v.add("running", f"the project's workflow is {ev.status}, not RUNNING")
     return v
 
 

@@ -17,7 +17,14 @@ from typing import Any
 # Fault kinds the schedule can hold (the report counts each of them).
 PROCESS_FAULTS = ("worker_kill", "api_restart", "temporal_restart")
 WORKFLOW_FAULTS = ("snapshot", "reset")
-ECOSYSTEM_FAULTS = ("license_latency", "license_deny", "license_throttle", "mcp_flap", "capacity_churn")
+ECOSYSTEM_FAULTS = (
+    "license_latency",
+    "license_deny",
+    "license_throttle",
+    "mcp_flap",
+    "capacity_churn",
+    "provider_hang",
+)
 CALLER_FAULTS = ("clock_skew",)
 SCHEDULED_KINDS = PROCESS_FAULTS + WORKFLOW_FAULTS + ECOSYSTEM_FAULTS + CALLER_FAULTS
 PROPOSAL_FAULTS = ("duplicate", "reorder", "drop")
@@ -74,6 +81,7 @@ PROFILES: dict[str, Profile] = {
             "license_throttle": 80.0,
             "mcp_flap": 50.0,
             "capacity_churn": 45.0,
+            "provider_hang": 50.0,
             "clock_skew": 30.0,
         },
     ),
@@ -97,6 +105,7 @@ PROFILES: dict[str, Profile] = {
             "license_throttle": 90.0,
             "mcp_flap": 45.0,
             "capacity_churn": 40.0,
+            "provider_hang": 80.0,
             "clock_skew": 25.0,
         },
         drain_timeout_s=240.0,
@@ -155,6 +164,9 @@ def _params(kind: str, rng: random.Random) -> tuple[float, tuple[tuple[str, Any]
         return round(rng.uniform(5.0, 12.0), 2), (("flap_every", rng.randint(1, 3)), ("tool_churn", rng.random() < 0.3))
     if kind == "capacity_churn":
         return round(rng.uniform(5.0, 12.0), 2), (("pressure", rng.choice((40, 70, 95))),)
+    if kind == "provider_hang":
+        # Longer than the guard activity's three attempts (chaos_env: 2.5 s each), so decisions fail.
+        return round(rng.uniform(9.0, 14.0), 2), (("latency_ms", 8_000),)
     if kind == "clock_skew":
         # Mostly within the workflow's max offset (60 s); sometimes beyond it (hlc_too_far_ahead expected).
         skew = rng.choice((-120_000, -20_000, -3_000, 2_000, 15_000, 40_000, 90_000))

@@ -138,6 +138,9 @@ class EngineSettings(_Section):
     # Newest decision records a project's workflow keeps for the decisions query (older pages come
     # from the decision-record store); they ride in every snapshot.
     dr_retain: int = Field(default=128, ge=0, le=1024)
+    # Each attempt of the guard activity (three in all); a proposal whose guards cannot be evaluated in
+    # them is left undecided (503 + Retry-After, or a rejection-log entry for a Signal).
+    guard_timeout_ms: int = Field(default=10_000, ge=100, le=60_000)
 
     def config(self) -> EngineConfig:
         """The engine's own config model."""
@@ -146,7 +149,10 @@ class EngineSettings(_Section):
     def lifecycle(self) -> LifecycleSettings:
         """The snapshot cadence new projects start with."""
         return LifecycleSettings(
-            snapshot_every=self.snapshot_every, reverb_snapshot_min=self.reverb_snapshot_min, dr_retain=self.dr_retain
+            snapshot_every=self.snapshot_every,
+            reverb_snapshot_min=self.reverb_snapshot_min,
+            dr_retain=self.dr_retain,
+            guard_timeout_ms=self.guard_timeout_ms,
         )
 
 

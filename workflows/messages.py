@@ -30,6 +30,11 @@ REJECTION_ERROR_TYPE = "SwooshRejected"
 RETRY_LATER_ERROR_TYPE = "SwooshRetryLater"
 # A dry run answered by the Update validator (nothing written): the failure carries the DryRunAnswer.
 DRY_RUN_ANSWER_TYPE = "SwooshDryRunAnswer"
+# An Update accepted but not decided: its guards could not be evaluated (the guard activity failed
+# after its retries). Nothing was applied; resend it later (the API answers 503 + Retry-After).
+UNAVAILABLE_ERROR_TYPE = "SwooshUnavailable"
+# The rejection log's word for a Signal-path proposal left undecided for the same reason.
+UNAVAILABLE_LOG_ERROR = "unavailable"
 ACTIVITY_GUARDS = "swoosh.evaluate_guards"
 ACTIVITY_DELIVER = "swoosh.deliver_decisions"
 # A decision-record store refuses a batch: it holds another record at an index (fork), lacks the
@@ -66,7 +71,8 @@ class LifecycleSettings(BaseModel):
     dr_retain_bytes: int = Field(default=128 * 1024, ge=0, le=512 * 1024)
     dr_backlog_bytes: int = Field(default=256 * 1024, ge=4096, le=512 * 1024)
     rejection_log: int = Field(default=100, ge=1, le=1000)
-    guard_timeout_ms: int = Field(default=10_000, ge=100)
+    # Each of the guard activity's three attempts; past the last, the proposal is left undecided.
+    guard_timeout_ms: int = Field(default=10_000, ge=100, le=60_000)
     deliver_timeout_ms: int = Field(default=30_000, ge=100)
     # Where callers (and the Temporal UI) reach the SWOOSH API: the workflow's current details link to
     # the project's live statechart there. Only text in the UI; None (projects started before it) = no link.

@@ -17,7 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.errors import clip_text
-from swoosh.workflows.lifecycle.client import ProjectClosed, is_closed, turned_away
+from swoosh.workflows.lifecycle.client import ProjectClosed, is_closed, turned_away, unavailable
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 OVERLOADED_RETRY_AFTER_S = 1
@@ -96,6 +96,12 @@ class SetupProblem(UnavailableProblem):
         super().__init__(reason, retry_after)
 
 
+class GuardsUnavailableProblem(UnavailableProblem):
+    """The project is reachable but could not decide: its guards could not be evaluated (a provider down)."""
+
+    error = "guards_unavailable"
+
+
 class InternalProblem(HttpProblem):
     status, error = 500, "internal"
 
@@ -162,6 +168,9 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
     reason = turned_away(err)  # the workflow says why: a task being recovered, the decision sink behind
     if reason is not None:
         return OverloadedProblem(f"{what}: {reason}")
+    reason = unavailable(err)  # its guards could not be evaluated (a fact provider down past the retries)
+    if reason is not None:
+        return GuardsUnavailableProblem(f"{what}: {reason}")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return UnavailableProblem("the transition was not answered in time; resend it with the same idem_key")
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):

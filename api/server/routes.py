@@ -50,7 +50,10 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     },
     404: {"model": Problem, "description": "unknown project"},
     429: {"model": Problem, "description": "the project's admission queue is full; see Retry-After"},
-    503: {"model": Problem, "description": "Temporal cannot be reached; see Retry-After"},
+    503: {
+        "model": Problem,
+        "description": "Temporal cannot be reached, or the guards could not be evaluated; see Retry-After",
+    },
 }
 _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": DryRunAnswer, "description": "`?dry_run=true`: what a real send would be answered; nothing changed"},

@@ -181,6 +181,25 @@ def test_temporal_stopped_after_start_is_503(stack: Stack, start_api: ServerFact
             stack.bg.run(env.shutdown())
 
 
+def test_guards_that_cannot_be_evaluated_are_503_with_retry_after(
+    stack: Stack, http: httpx.Client, factory: ProposalFactory
+) -> None:
+    """The guard activity failing after its retries once answered 500; nothing is applied, resend later."""
+    pid = factory.project_id
+    assert post(http, pid, factory.body("Boot_ConfigOk", head(http, pid), {})).status_code == 202
+    before = head(http, pid)
+    body = factory.body("Boot_Licensed", before, {"license_id": "LIC-1"})
+    stack.facts.down = True
+    resp = post(http, pid, body)
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"] == "guards_unavailable" and "could not be evaluated" in resp.json()["reason"]
+    assert resp.headers["Retry-After"] == "5"
+    assert head(http, pid) == before
+    stack.facts.down = False
+    resent = post(http, pid, body)
+    assert resent.status_code == 202 and resent.json()["duplicate"] is False
+
+
 # ---------------------------------------------------------------------- bad input
 MALFORMED: list[tuple[str, bytes]] = [
     ("empty", b""),

@@ -142,3 +142,8 @@ def test_checker_catches_a_window_transition_without_an_open_window(ev: ProjectE
 def test_checker_catches_an_idem_key_applied_twice(ev: ProjectEvidence) -> None:
     ev.steps[9].record["idem_key"] = ev.steps[8].record["idem_key"]
     assert "idem_once" in _violated(ev)
+
+
+def test_checker_catches_a_workflow_that_failed(ev: ProjectEvidence) -> None:
+    ev.status = "FAILED"
+    assert "running" in check_project(ev).violations

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from swoosh.activities.decisions import DecisionStore
 from swoosh.activities.records_jsonl import JsonlSink
@@ -33,6 +33,7 @@ from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import (
     dry_run,
     ensure_project,
+    propose,
     read_rejections,
     read_state,
     request_snapshot,
@@ -178,6 +179,32 @@ async def dryrun(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     d.head = answer.state_post_hash
     again = await dry_run(client, d.factory.project_id, ProposalRequest(body=body))
     assert again.duplicate, again
+
+
+async def containment(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Guards that cannot be evaluated: the Update fails "unavailable", the Signal is logged, both apply later."""
+    project = d.factory.project_id
+    await d.step("Boot_ConfigOk")
+    assert d.head is not None
+    body = d.factory.body("Boot_Licensed", d.head, {"license_id": "LIC-1"})
+    facts.down = True
+    try:
+        await propose(client, project, ProposalRequest(body=body))
+    except WorkflowUpdateFailedError:
+        pass
+    await signal_proposal(client, project, ProposalRequest(body=body))
+    for _ in range(100):
+        if await read_rejections(client, project):
+            break
+        await asyncio.sleep(0.1)
+    facts.down = False
+    await signal_proposal(client, project, ProposalRequest(body=body))
+    for _ in range(100):
+        state = await read_state(client, project)
+        if state.index == 2:
+            break
+        await asyncio.sleep(0.1)
+    d.head = state.hash
     await d.step("Ingestion_SourcesResolved")
 
 
@@ -236,6 +263,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "receipts": (receipts, LifecycleSettings(snapshot_every=4)),
     "terminated": (terminated, LifecycleSettings()),
     "terminated-open": (terminated_open, LifecycleSettings()),
+    "containment": (containment, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.

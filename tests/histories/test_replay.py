@@ -16,11 +16,13 @@ from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.lifecycle.tuning import (
     PATCH_DELIVERY_CHECKED,
+    PATCH_GUARD_CONTAINMENT,
     PATCH_RECEIPTS,
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
     PATCH_TERMINATED_COMPLETES,
 )
+from swoosh.workflows.messages import UNAVAILABLE_ERROR_TYPE
 from swoosh.workflows.receipts import check_records
 
 # Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
@@ -32,6 +34,7 @@ def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
+    assert {"containment", "guard-failure-legacy"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -174,6 +177,30 @@ def test_histories_from_before_receipts_make_none() -> None:
             continue
         events = json.loads(path.read_text())["events"]
         assert PATCH_RECEIPTS not in _patches(events), path.name
+
+
+def _events(name: str) -> list[dict]:  # type: ignore[type-arg]
+    return json.loads((Path(__file__).parent / name).read_text())["events"]  # type: ignore[no-any-return]
+
+
+def test_history_from_before_containment_failed_the_workflow_on_a_guard_failure() -> None:
+    """Recorded by the code before the patch (a Signal whose guard activity failed): it must replay as it was."""
+    events = _events("guard-failure-legacy-run0.json")
+    assert PATCH_GUARD_CONTAINMENT not in _patches(events)
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
+
+
+def test_guard_failures_are_contained_in_histories_after_the_patch() -> None:
+    """The Update fails "unavailable", the Signal is logged, the run goes on to apply both later."""
+    events = _events("containment-run0.json")
+    assert PATCH_GUARD_CONTAINMENT in _patches(events)
+    failures = [
+        e["workflowExecutionUpdateCompletedEventAttributes"]["outcome"]["failure"]
+        for e in events
+        if "failure" in e.get("workflowExecutionUpdateCompletedEventAttributes", {}).get("outcome", {})
+    ]
+    assert [f["applicationFailureInfo"]["type"] for f in failures] == [UNAVAILABLE_ERROR_TYPE]
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

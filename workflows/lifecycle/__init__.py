@@ -1,11 +1,11 @@
 """The Temporal side of a project: the `ProjectLifecycle` workflow and the units it conducts.
 
-`workflow` (the class: run loop, handlers, queries), `outbox` (decision records waiting for the
-sink), `delivery` (the pump sending them), `fence` (the task fence), `views` (query answers),
-`visibility` (search attributes, UI details), `tuning` (retry policies, patch markers), `sandbox`
-(the worker's workflow runner) and `client` (the client-side operations on project workflows);
-`migration`, `shadow` (and their `_client` modules): the migration control workflow and the
-projects' migration ledgers.
+`workflow` (the class: run loop, handlers, queries), `guarding` (the guard local activity and the
+Update failures), `outbox` (decision records waiting for the sink), `delivery` (the pump sending
+them), `fence` (the task fence), `views` (query answers), `visibility` (search attributes, UI
+details), `tuning` (retry policies, patch markers), `sandbox` (the worker's workflow runner) and
+`client` (the client-side operations on project workflows); `migration`, `shadow` (and their
+`_client` modules): the migration control workflow and the projects' migration ledgers.
 """
 
 from swoosh.workflows.lifecycle.migration import MigrationControl

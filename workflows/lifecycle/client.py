@@ -36,6 +36,7 @@ from swoosh.workflows.messages import (
     DRY_RUN_ANSWER_TYPE,
     REJECTION_ERROR_TYPE,
     RETRY_LATER_ERROR_TYPE,
+    UNAVAILABLE_ERROR_TYPE,
     DecisionsPage,
     HeadView,
     HealthView,
@@ -151,6 +152,14 @@ def turned_away(err: BaseException) -> str | None:
     """The workflow's reason when it turned an Update away unseen (nothing written: resending is safe)."""
     cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
     if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER_ERROR_TYPE:
+        return cause.message
+    return None
+
+
+def unavailable(err: BaseException) -> str | None:
+    """The workflow's reason when it could not decide an Update (its guards could not be evaluated)."""
+    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+    if isinstance(cause, ApplicationError) and cause.type == UNAVAILABLE_ERROR_TYPE:
         return cause.message
     return None
 

@@ -16,6 +16,9 @@ PATCH_RECORD_BYTES = "decision-record-byte-limits"
 PATCH_DELIVERY_CHECKED = "decision-delivery-checked"
 PATCH_RECEIPTS = "snapshot-receipts"
 PATCH_TERMINATED_COMPLETES = "terminated-completes"
+# Asked where it matters, not at the start: when the guard activity has failed for a Signal-path
+# proposal. Runs recorded before it failed the whole workflow there, and replay them so.
+PATCH_GUARD_CONTAINMENT = "guard-failure-contained"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)

@@ -11,7 +11,14 @@ from swoosh.workflows.document import phases, projection_sections
 from swoosh.workflows.engine import Engine
 from swoosh.workflows.errors import REASON_CHARS
 from swoosh.workflows.lifecycle.outbox import Outbox
-from swoosh.workflows.messages import DeliveryRefusal, HeadView, HealthView, RejectionLogEntry, StateView
+from swoosh.workflows.messages import (
+    UNAVAILABLE_LOG_ERROR,
+    DeliveryRefusal,
+    HeadView,
+    HealthView,
+    RejectionLogEntry,
+    StateView,
+)
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.statechart import SECTIONS
 
@@ -100,6 +107,19 @@ def rejection_entry(req: ProposalRequest, rejected: Rejected, at_index: int) -> 
         error=rejected.error,
         reason=clip(rejected.reason, REJECTION_REASON_CHARS) or "",
         failing_guard=rejected.failing_guard,
+        at_index=at_index,
+    )
+
+
+def unavailable_entry(req: ProposalRequest, reason: str, at_index: int) -> RejectionLogEntry:
+    """A Signal-path proposal left undecided because its guards could not be evaluated."""
+    body = req.body if isinstance(req.body, dict) else {}
+    return RejectionLogEntry(
+        idem_key=clip(body.get("idem_key") or req.header_fields.get("idem_key"), REJECTION_IDEM_KEY_CHARS),
+        transition=clip(body.get("transition"), REJECTION_TRANSITION_CHARS),
+        error=UNAVAILABLE_LOG_ERROR,
+        reason=clip(reason, REJECTION_REASON_CHARS) or "",
+        failing_guard=None,
         at_index=at_index,
     )
 

@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
-    from swoosh.guards.context import GuardContext
     from swoosh.guards.outcome import GuardOutcome, failed
     from swoosh.guards.policy import scan
     from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, IdemEntry, Rejected
@@ -33,12 +32,20 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle import views
     from swoosh.workflows.lifecycle.delivery import DeliveryPump, PumpState
     from swoosh.workflows.lifecycle.fence import TaskFence, TaskKey
+    from swoosh.workflows.lifecycle.guarding import (
+        GuardsUnavailable,
+        evaluate_guards,
+        rejection_error,
+        result_of,
+        retry_later,
+        unavailable,
+    )
     from swoosh.workflows.lifecycle.observe import ROOT, Observer
     from swoosh.workflows.lifecycle.outbox import Outbox
     from swoosh.workflows.lifecycle.receipts import ReceiptBook
     from swoosh.workflows.lifecycle.tuning import (
-        GUARD_RETRY,
         PATCH_DELIVERY_CHECKED,
+        PATCH_GUARD_CONTAINMENT,
         PATCH_RECEIPTS,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
@@ -47,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from swoosh.workflows.lifecycle.visibility import details
     from swoosh.workflows.messages import (
-        ACTIVITY_GUARDS,
         DRY_RUN_ANSWER_TYPE,
         QUERY_ANSWER,
         QUERY_DECISIONS,
@@ -57,15 +63,11 @@ with workflow.unsafe.imports_passed_through():
         QUERY_REJECTIONS,
         QUERY_SEEN,
         QUERY_STATE,
-        REJECTION_ERROR_TYPE,
-        RETRY_LATER_ERROR_TYPE,
         SIGNAL_PROPOSE,
         SIGNAL_SNAPSHOT,
         WORKFLOW_NAME,
         AnswerView,
         DecisionsPage,
-        GuardRequest,
-        GuardResponse,
         HeadView,
         HealthView,
         LifecycleInput,
@@ -76,16 +78,6 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.statechart import default_statechart
 
     CHART = default_statechart()
-
-
-def rejection_error(rejected: Rejected) -> ApplicationError:
-    """The Update failure that carries a contract rejection (the API maps it to a 400)."""
-    return ApplicationError(
-        f"{rejected.error}: {rejected.reason}",
-        rejected.model_dump(mode="json"),
-        type=REJECTION_ERROR_TYPE,
-        non_retryable=True,
-    )
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -268,7 +260,10 @@ class ProjectLifecycle:
     async def transition(self, req: ProposalRequest) -> Accepted:
         self.fence.observe(self._task_key())
         async with self.lock:  # handlers await activities: serialise, then re-check the head inside
-            answer = await self._decide(req)
+            try:
+                answer = await self._decide(req)
+            except GuardsUnavailable as err:
+                raise unavailable(err.reason) from None
         if isinstance(answer, Rejected):
             raise rejection_error(answer)
         return answer
@@ -277,7 +272,7 @@ class ProjectLifecycle:
     def validate_transition(self, req: ProposalRequest) -> None:
         """Reject what is decidable now, so those rejections write nothing to history."""
         if self.fence.fenced(self._task_key()):
-            raise _retry_later("the project is busy recovering a workflow task; resend the same proposal")
+            raise retry_later("the project is busy recovering a workflow task; resend the same proposal")
         try:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
@@ -285,7 +280,7 @@ class ProjectLifecycle:
         if isinstance(admitted, Admitted):
             behind = self.outbox.backlog_reason()
             if behind is not None:
-                raise _retry_later(behind)  # back-pressure, not loss: duplicates and rejections are still answered
+                raise retry_later(behind)  # back-pressure, not loss: duplicates and rejections are still answered
 
     # ------------------------------------------------------------------ dry runs
     # Named after the method (UPDATE_DRY_RUN), as `transition` is, so method references are typed.
@@ -303,14 +298,17 @@ class ProjectLifecycle:
             verdict = self._dry_verdict(req)
             if isinstance(verdict, DryRunAnswer):
                 return verdict
-            outcomes = await self._run_guards(verdict)
+            try:
+                outcomes = await evaluate_guards(self.engine, verdict, self.settings.guard_timeout_ms, self._now_ms())
+            except GuardsUnavailable as err:
+                raise unavailable(err.reason) from None
             return self._dry_apply(verdict, outcomes)
 
     @dry_run.validator
     def validate_dry_run(self, req: ProposalRequest) -> None:
         """Answer here, writing nothing, whenever no guard has to run."""
         if self.fence.fenced(self._task_key()):
-            raise _retry_later("the project is busy recovering a workflow task; resend the same proposal")
+            raise retry_later("the project is busy recovering a workflow task; resend the same proposal")
         verdict = self._dry_verdict(req)
         if isinstance(verdict, Admitted) and verdict.transition.spec.guards:
             return  # accepted as an Update: the handler runs the guards
@@ -333,7 +331,7 @@ class ProjectLifecycle:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
             breach = ProposalError("guard_failed", reason, failing_guard="policy")
-            return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))
+            return DryRunAnswer.would_reject(Rejected.of(breach, head, [result_of(outcome)]))
         return admitted
 
     def _dry_apply(self, admitted: Admitted, outcomes: list[GuardOutcome]) -> DryRunAnswer:
@@ -341,7 +339,7 @@ class ProjectLifecycle:
         try:
             answer, _ = self.engine.trial().apply(admitted, outcomes, self._now_ms())
         except ProposalError as err:
-            return DryRunAnswer.would_reject(Rejected.of(err, head, [_result(o) for o in outcomes]))
+            return DryRunAnswer.would_reject(Rejected.of(err, head, [result_of(o) for o in outcomes]))
         return DryRunAnswer.would_accept(answer, head)
 
     @workflow.signal(name=SIGNAL_PROPOSE)
@@ -358,7 +356,13 @@ class ProjectLifecycle:
 
     async def _process_signal(self, req: ProposalRequest, parent: Context | None) -> None:
         async with self.lock:
-            answer = await self._decide(req, parent or ROOT)
+            try:
+                answer = await self._decide(req, parent or ROOT)
+            except GuardsUnavailable as err:
+                if not workflow.patched(PATCH_GUARD_CONTAINMENT):
+                    raise err.failure from None  # recorded before: the workflow failed here
+                self.rejections.append(views.unavailable_entry(req, err.reason, self.engine.index))
+                return
         if isinstance(answer, Rejected):
             self.rejections.append(views.rejection_entry(req, answer, self.engine.index))
 
@@ -390,48 +394,19 @@ class ProjectLifecycle:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)
             breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
-            return self._rejected(breach, [_result(outcome)]), {}
-        outcomes = await self._run_guards(admitted)
+            return self._rejected(breach, [result_of(outcome)]), {}
+        outcomes = await evaluate_guards(self.engine, admitted, self.settings.guard_timeout_ms, self._now_ms())
         try:
             answer, record = self.engine.apply(admitted, outcomes, self._now_ms())
         except ProposalError as err:
             if err.code == "guard_failed" and err.failing_guard == "policy":
                 self._quarantine_for(next(o for o in outcomes if o.guard == "policy"))
-            return self._rejected(err, [_result(o) for o in outcomes]), {}
+            return self._rejected(err, [result_of(o) for o in outcomes]), {}
         return answer, record
 
     def _rejected(self, err: ProposalError, guards: list[GuardResult] | None = None) -> Rejected:
         """A contract rejection with the head after the call (and whether the project is quarantined then)."""
         return Rejected.of(err, self.engine.head_hash, guards, quarantined=self.engine.top == "QUARANTINED")
-
-    async def _run_guards(self, admitted: Admitted) -> list[GuardOutcome]:
-        spec, p = admitted.transition.spec, admitted.proposal
-        if not spec.guards:
-            return []
-        context = GuardContext(
-            project_id=self.engine.project_id,
-            transition=spec.name,
-            signer=p.signer,
-            window_id=p.window_id,
-            window_class=spec.window,
-            evidence=tuple(p.evidence),
-        )
-        request = GuardRequest(
-            guards=list(spec.guards),
-            state=self.engine.document,
-            inputs=p.inputs,
-            context=context,
-            now_ms=self._now_ms(),
-        )
-        response = await workflow.execute_local_activity(
-            ACTIVITY_GUARDS,
-            request,
-            result_type=GuardResponse,
-            start_to_close_timeout=timedelta(milliseconds=self.settings.guard_timeout_ms),
-            retry_policy=GUARD_RETRY,
-            summary=f"guards {', '.join(spec.guards)} for {spec.name}",
-        )
-        return list(response.outcomes)
 
     def _system(self, name: str, inputs: dict[str, Any], parent: Context | None = None) -> Accepted:
         """Apply a transition SWOOSH decides itself; its span joins `parent` (None: the current trace)."""
@@ -529,16 +504,7 @@ class ProjectLifecycle:
         return self.engine.seen(idem_key)
 
 
-def _result(o: GuardOutcome) -> GuardResult:
-    return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
-
-
 def _transition_of(req: ProposalRequest) -> str | None:
     """The transition a proposal names, for the span of a proposal too malformed to parse."""
     name = req.body.get("transition") if isinstance(req.body, dict) else None
     return name[:64] if isinstance(name, str) else None
-
-
-def _retry_later(reason: str) -> ApplicationError:
-    """An Update turned away unseen (nothing written): the caller resends the same proposal."""
-    return ApplicationError(reason, type=RETRY_LATER_ERROR_TYPE, non_retryable=True)

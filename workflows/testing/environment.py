@@ -68,6 +68,7 @@ class FakeFacts:
     window_class: WindowClass | None = None
     window_length_ms: int = 3_600_000
     policy: PolicyFact = field(default_factory=PolicyFact)
+    down: bool = False  # True: every evaluation fails, as if a fact provider were down
     calls: int = 0
 
     def open_window(self, window_class: WindowClass, window_id: str = "backbeat:W-1") -> None:
@@ -82,6 +83,8 @@ class FakeFacts:
         evidence: Sequence[str] = (),
     ) -> Facts:
         self.calls += 1
+        if self.down:
+            raise RuntimeError("fact provider down")
         beat = None
         if self.window_class is not None and self.window_id is not None:
             beat = BeatFrame(
