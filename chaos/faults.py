@@ -355,7 +355,7 @@ class Injector:
         `guards_unavailable`, and no project's workflow may fail because of it.
         """
         rec.projects = self.projects
-        await self._set_faults("backbeat", {"latency_ms": int(ev.param("latency_ms", 8_000))})
+        await self._set_faults("backbeat", {"latency_ms": int(ev.param("latency_ms", 15_000))})
 
         async def undo() -> None:
             await self._set_faults("backbeat", {})

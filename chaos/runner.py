@@ -47,10 +47,10 @@ def chaos_env(profile: Profile) -> dict[str, str]:
         "SWOOSH_MCP_RETRY_MS": "500",
         "SWOOSH_MCP_MAX_AGE_MS": "8000",
         "SWOOSH_MCP_STALE_GRACE_MS": "2000",
-        # provider_hang holds BACKBEAT for 8 s a request: with a client timeout above that and guard
+        # provider_hang holds BACKBEAT for 15 s a request: with a client timeout above that and guard
         # attempts of 2.5 s, the guard activity fails after its retries (an outage), not the guard.
         "SWOOSH_ENGINE_GUARD_TIMEOUT_MS": "2500",
-        "SWOOSH_BACKBEAT_TIMEOUT_MS": "10000",
+        "SWOOSH_BACKBEAT_TIMEOUT_MS": "20000",
     }
 
 

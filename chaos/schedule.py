@@ -165,8 +165,9 @@ def _params(kind: str, rng: random.Random) -> tuple[float, tuple[tuple[str, Any]
     if kind == "capacity_churn":
         return round(rng.uniform(5.0, 12.0), 2), (("pressure", rng.choice((40, 70, 95))),)
     if kind == "provider_hang":
-        # Longer than the guard activity's three attempts (chaos_env: 2.5 s each), so decisions fail.
-        return round(rng.uniform(9.0, 14.0), 2), (("latency_ms", 8_000),)
+        # Each BACKBEAT request answered 15 s late: far longer than the guard activity's three attempts
+        # (chaos_env: 2.5 s each), so a decision that meets a fresh request fails after all of them.
+        return round(rng.uniform(8.0, 12.0), 2), (("latency_ms", 15_000),)
     if kind == "clock_skew":
         # Mostly within the workflow's max offset (60 s); sometimes beyond it (hlc_too_far_ahead expected).
         skew = rng.choice((-120_000, -20_000, -3_000, 2_000, 15_000, 40_000, 90_000))
