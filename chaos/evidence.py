@@ -24,6 +24,7 @@ from swoosh.workflows.reducer import clone
 from swoosh.workflows.replay.audit import audit, read_records
 from swoosh.workflows.replay.fold import (
     apply_record,  # the fold's own re-application, shared so both agree
+    configs_by_start,
     order_runs,
 )
 from swoosh.workflows.replay.history import RunFacts, fetch_project_runs, run_facts
@@ -53,7 +54,9 @@ def walk(runs: list[RunFacts]) -> tuple[list[Step], dict[int, dict[str, Any]], l
             proposals.setdefault(key, []).extend(reqs)
     steps: list[Step] = []
     problems: list[str] = []
+    configs = configs_by_start(runs)
     for index in range(engine.index + 1, max(records, default=engine.index) + 1):
+        engine.config = configs.get(index - 1, engine.config)
         rec = records.get(index)
         if rec is None:
             problems.append(f"index {index}: no decision record for it anywhere in the live history")

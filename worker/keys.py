@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -45,7 +46,11 @@ def write_key(path: Path, key: Ed25519PrivateKey, force: bool = False) -> None:
 
 
 def add_to_keyring(path: Path, signer: str, roles: tuple[str, ...]) -> Keyring:
-    """Add (or update the roles of) `signer` in the keyring file, creating it if needed; atomic write."""
+    """Add (or update the roles of) `signer` in the keyring file, creating it if needed; atomic write.
+
+    A keyring that exists keeps its permission bits (the temporary file would otherwise be 0600).
+    """
+    mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else None
     current = load_keyring(path) if path.exists() else Keyring()
     others = tuple(s for s in current.signers if s.id != signer)
     keyring = Keyring(signers=(*others, Identity(id=signer, roles=roles)))
@@ -54,6 +59,8 @@ def add_to_keyring(path: Path, signer: str, roles: tuple[str, ...]) -> Keyring:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(data)
+    if mode is not None:
+        os.chmod(tmp, mode)
     os.replace(tmp, path)
     return keyring
 

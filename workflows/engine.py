@@ -6,7 +6,8 @@ Temporal, the clock or the network. Callers pass `now_ms` (the workflow's determ
 Admission order (the first failing check decides the code):
 schema → unknown_transition → bad_signature → unauthorized_signer → inputs schema →
 inputs_hash_mismatch → duplicate idem_key (answered, not rejected) → terminated → quarantined →
-invalid_transition → stale_state_hash → hlc_regression → hlc_too_far_ahead; then guards → guard_failed.
+invalid_transition → stale_state_hash → hlc_regression → hlc_too_far_ahead → Identity_Rotate's
+rules (invalid_transition, unauthorized_signer); then guards → guard_failed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.decision import UcxlFormat, seal, ucxl_backlink
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC, order_key, too_far_ahead
+from swoosh.workflows.identities import ROTATE, check_rotation, check_rotation_inputs
 from swoosh.workflows.inputs import validate_inputs
 from swoosh.workflows.proposal import (
     SYSTEM_IDEM_PREFIX,
@@ -55,6 +57,21 @@ class EngineConfig(BaseModel):
     # New projects write CHORUS-grammar backlinks. A snapshot recorded before this field existed has
     # no value for it and reads as "legacy" (see EngineSnapshot), so its records recompute unchanged.
     ucxl_backlink: UcxlFormat = "chorus"
+    # Rules that came after projects were already running. A config built in code has them; a
+    # snapshot serialized before a rule existed has no value for it and reads as it was before
+    # (`RULES_BEFORE`), so its history replays and folds unchanged. Such a project adopts them at its
+    # next snapshot (`adopt_rules`, behind a patch marker in the workflow).
+    identity_rotation: bool = True  # Identity_Rotate is a transition of the project
+
+    def adopt_rules(self) -> EngineConfig:
+        """This config with every rule of `ADOPTED_AT_SNAPSHOT` as new projects have it."""
+        return self.model_copy(update={k: EngineConfig.model_fields[k].default for k in ADOPTED_AT_SNAPSHOT})
+
+
+# What each rule was before it existed, for snapshots serialized without it.
+RULES_BEFORE: dict[str, Any] = {"ucxl_backlink": "legacy", "identity_rotation": False}
+# The rules a running project adopts at its next snapshot: security fixes that must reach it.
+ADOPTED_AT_SNAPSHOT = ("identity_rotation",)
 
 
 def new_engine_config(**knobs: int) -> EngineConfig:
@@ -74,11 +91,12 @@ class EngineSnapshot(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _older_configs(cls, data: Any) -> Any:
-        # A config read from a serialized snapshot (a dict) that predates a decision-changing field
-        # keeps the behaviour it was recorded with; configs built in code take the current defaults.
-        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "ucxl_backlink" not in data["config"]:
-            return {**data, "config": {**data["config"], "ucxl_backlink": "legacy"}}
+    def _recorded_before(cls, data: Any) -> Any:
+        # A config read from a serialized snapshot (a dict) keeps the rules it was recorded with.
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            missing = {k: v for k, v in RULES_BEFORE.items() if k not in data["config"]}
+            if missing:
+                return {**data, "config": {**missing, **data["config"]}}
         return data
 
 
@@ -145,7 +163,7 @@ class Engine:
         if proposal.project_id is not None and proposal.project_id != self.project_id:
             raise ProposalError("schema", f"proposal is for project {proposal.project_id}, this is {self.project_id}")
         t = self.chart.transitions.get(proposal.transition)
-        if t is None:
+        if t is None or (t.name == ROTATE and not self.config.identity_rotation):
             raise ProposalError("unknown_transition", f"{proposal.transition} is not a transition of the statechart")
         if t.spec.system:
             raise ProposalError("unauthorized_signer", f"{t.name} is proposed by SWOOSH itself, never by a caller")
@@ -153,12 +171,16 @@ class Engine:
             raise ProposalError("bad_signature", "signature does not verify over the body as sent")
         role = self._role(proposal.signer, t)
         validate_inputs(t.spec, proposal.inputs)
+        if t.name == ROTATE:
+            check_rotation_inputs(proposal.inputs)
         if not inputs_hash_matches(proposal):
             raise ProposalError("inputs_hash_mismatch", "inputs_hash is not the hash of inputs")
         dup = self._duplicate(proposal)
         if dup is not None:
             return dup
         self._check_head(proposal, t, now_ms)
+        if t.name == ROTATE:
+            check_rotation(self.document, proposal.signer, proposal.inputs)
         return Admitted(
             proposal=proposal, transition=t, role=role, head_hash=self.head_hash, gateway_token=request.gateway_token
         )
@@ -204,11 +226,12 @@ class Engine:
         top = self.top
         if top == "TERMINATED":
             raise ProposalError("terminated", f"project {self.project_id} is TERMINATED; nothing more can happen")
-        if top == "QUARANTINED" and t.name not in ESCAPES_QUARANTINE:
+        if top == "QUARANTINED" and "QUARANTINED" not in t.sources:
             rationale = self.document["policy"]["rationale"]
+            also = " (and Identity_Rotate)" if self.config.identity_rotation else ""
             raise ProposalError(
                 "quarantined",
-                f"project is QUARANTINED ({rationale}); only Policy_Release or Policy_ConfirmedBlock apply",
+                f"project is QUARANTINED ({rationale}); only Policy_Release or Policy_ConfirmedBlock apply{also}",
             )
         check_source(self.chart, self.document, t)
         if p.current_state_hash != self.head_hash:
@@ -247,7 +270,10 @@ class Engine:
         if admitted.head_hash != self.head_hash:
             # Another proposal was applied since admission: decide again against the new head.
             # (With the head unchanged every check gives the same answer; time only moves forward.)
+            self._role(p.signer, t)  # a rotation may have removed the signer since
             self._check_head(p, t, now_ms)
+            if t.name == ROTATE:
+                check_rotation(self.document, p.signer, p.inputs)
         self._check_outcomes(t, outcomes)
         step = Step(p.signer, p.idem_key, p.hlc, p.window_id, p.inputs, self.config.grace_ms, self._initials)
         return self._commit(t, step, p.inputs_hash, p.evidence, outcomes, admitted.role, admitted.gateway_token)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from swoosh.workflows.canonical import is_hash
-from swoosh.workflows.crypto import SIGNER_RE
+from swoosh.workflows.crypto import SIGNER_RE, public_key_of
 from swoosh.workflows.errors import ProposalError
-from swoosh.workflows.statechart import InputField, TransitionSpec
+from swoosh.workflows.statechart import InputField, Role, TransitionSpec
 
 MAX_TEXT = 4096
 MAX_ITEMS = 256
 REGIONS = ("ingestion", "council", "environment")
+# The roles an identity may be given (`*` = every role); `system` is SWOOSH's own.
+GRANTABLE_ROLES = frozenset(r for r in Role.__args__ if r != "system") | {"*"}  # type: ignore[attr-defined]
+MAX_SIGNATURE = 128
 
 
 def _text(v: Any) -> bool:
@@ -32,6 +35,36 @@ def _signed_item(v: Any, who: str) -> str | None:
         return "window_id must be a string or null"
     if not isinstance(v["signature"], str):
         return "signature must be a string"
+    return None
+
+
+def _identity(v: Any) -> str | None:
+    if not isinstance(v, dict) or set(v) != {"id", "roles"}:
+        return "must be an object with exactly the fields id, roles"
+    if not isinstance(v["id"], str) or not SIGNER_RE.fullmatch(v["id"]) or public_key_of(v["id"]) is None:
+        return "id must be a signer id hmmm:pubkey:<base64url of a 32-byte Ed25519 public key>"
+    roles = v["roles"]
+    if (
+        not isinstance(roles, list)
+        or not 1 <= len(roles) <= len(GRANTABLE_ROLES)
+        or len(set(map(str, roles))) != len(roles)
+    ):
+        return "roles must be a list of distinct roles, at least one"
+    unknown = sorted(str(r) for r in roles if r not in GRANTABLE_ROLES)
+    if unknown:
+        return f"roles {', '.join(unknown)} unknown (roles are {', '.join(sorted(GRANTABLE_ROLES))})"
+    return None
+
+
+def _rotation_approval(v: Any) -> str | None:
+    if not isinstance(v, dict) or set(v) != {"approver", "epoch", "signature"}:
+        return "must have exactly the fields approver, epoch, signature"
+    if not isinstance(v["approver"], str) or not SIGNER_RE.fullmatch(v["approver"]):
+        return "approver must be a signer id"
+    if not isinstance(v["epoch"], int) or isinstance(v["epoch"], bool) or v["epoch"] < 0:
+        return "epoch must be an integer >= 0"
+    if not isinstance(v["signature"], str) or len(v["signature"]) > MAX_SIGNATURE:
+        return f"signature must be a string of at most {MAX_SIGNATURE} characters"
     return None
 
 
@@ -71,6 +104,10 @@ def _check(field: InputField, v: Any) -> str | None:
         if t == "vote_list" and (err := _signed_item(item, "voter")):
             return f"vote {i} {err}"
         if t == "approval_list" and (err := _signed_item(item, "approver")):
+            return f"approval {i} {err}"
+        if t == "identity_list" and (err := _identity(item)):
+            return f"identity {i} {err}"
+        if t == "rotation_approval_list" and (err := _rotation_approval(item)):
             return f"approval {i} {err}"
     return None
 

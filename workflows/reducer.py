@@ -14,7 +14,8 @@ from typing import Any
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC
-from swoosh.workflows.statechart import REGION_MACHINES, Effect, Statechart, Transition
+from swoosh.workflows.identities import rotated
+from swoosh.workflows.statechart import REGION_MACHINES, STAY, Effect, Statechart, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,10 @@ def reduce(chart: Statechart, doc: dict[str, Any], t: Transition, step: Step) ->
     for section in sections_written(t):
         new[section] = clone(doc[section])
     pre_top = doc["control"]["top"]
-    target = get_path(doc, spec.return_from) if spec.to == "return" and spec.return_from else spec.to
+    if spec.to == "return" and spec.return_from:
+        target = get_path(doc, spec.return_from)
+    else:
+        target = pre_top if spec.to == STAY else spec.to
     set_path(new, phase_path(spec.machine), target)
     for effect in spec.effects:
         _EFFECTS[effect.op](new, doc, effect, step, pre_top)
@@ -138,6 +142,7 @@ _OP_SECTIONS: dict[str, tuple[str, ...]] = {
     "record_approvals": ("execution",),
     "next_cycle": ("execution",),
     "start_grace": ("control",),
+    "rotate_identities": ("boot",),
 }
 _WRITES: dict[tuple[int, str], frozenset[str]] = {}
 
@@ -271,6 +276,11 @@ def _start_grace(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, p
     new["control"]["license"]["grace_deadline_ms"] = HLC.parse(s.hlc).wall_ms + s.grace_ms
 
 
+def _rotate_identities(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, pre_top: str) -> None:
+    add, remove = list(s.inputs.get("add") or []), list(s.inputs.get("remove") or [])
+    new["boot"]["identities"] = rotated(list(old["boot"]["identities"]), add, remove)
+
+
 _EFFECTS: dict[str, EffectFn] = {
     "set": _set,
     "set_phase": _set_phase,
@@ -288,6 +298,7 @@ _EFFECTS: dict[str, EffectFn] = {
     "record_approvals": _record_approvals,
     "next_cycle": _next_cycle,
     "start_grace": _start_grace,
+    "rotate_identities": _rotate_identities,
 }
 
 assert set(_EFFECTS) == set(Effect.model_fields["op"].annotation.__args__)  # type: ignore[union-attr]

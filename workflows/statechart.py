@@ -22,7 +22,18 @@ STATECHART_PATH = Path(__file__).with_name("statechart.yaml")
 GuardName = Literal["license", "window", "quorum", "mcp", "policy", "approvals", "readiness"]
 WindowClass = Literal["plan", "work", "review", "reverb"]
 InputType = Literal[
-    "text", "text_list", "hash", "count", "signer", "signer_list", "pins", "region_hashes", "vote_list", "approval_list"
+    "text",
+    "text_list",
+    "hash",
+    "count",
+    "signer",
+    "signer_list",
+    "pins",
+    "region_hashes",
+    "vote_list",
+    "approval_list",
+    "identity_list",
+    "rotation_approval_list",
 ]
 Role = Literal["operator", "boot", "ingestion", "council", "tooling", "environment", "execution", "policy", "system"]
 EffectOp = Literal[
@@ -42,6 +53,7 @@ EffectOp = Literal[
     "record_approvals",
     "next_cycle",
     "start_grace",
+    "rotate_identities",
 ]
 SECTIONS = (
     "meta",
@@ -57,6 +69,9 @@ SECTIONS = (
 )
 REGION_MACHINES = ("ingestion", "council", "environment")
 SYSTEM_SIGNER = "swoosh:system"
+# `from: any` = every top state that is not final; `to: stay` = the top state does not change.
+ANY_SOURCE = "any"
+STAY = "stay"
 
 
 class _Frozen(BaseModel):
@@ -101,7 +116,7 @@ class Effect(_Frozen):
 class TransitionSpec(_Frozen):
     name: str = Field(pattern=r"^[A-Z][A-Za-z]+_[A-Z][A-Za-z]+$")
     machine: str
-    from_: tuple[str, ...] | Literal["live", "live_or_paused"] = Field(alias="from")
+    from_: tuple[str, ...] | Literal["live", "live_or_paused", "any"] = Field(alias="from")
     to: str
     return_from: str | None = None
     guards: tuple[GuardName, ...] = ()
@@ -155,15 +170,11 @@ class Statechart:
         self.schema_hash = content_hash(doc.model_dump(mode="json", by_alias=True))
 
     def _resolve_sources(self, spec: TransitionSpec) -> tuple[str, ...]:
-        if spec.from_ == "live":
-            return self.doc.live_states
-        if spec.from_ == "live_or_paused":
-            return (*self.doc.live_states, "PAUSED")
-        return spec.from_
+        return resolve_sources(self.doc, spec)
 
     def top_state(self, name: str) -> TopStateSpec:
         states = self.top.states
-        assert isinstance(states, dict)  # checked by _validate_meaning
+        assert isinstance(states, dict)  # checked by validate_meaning
         return states[name]
 
     @property
@@ -180,7 +191,7 @@ class Statechart:
                     "transition": s.name,
                     "machine": s.machine,
                     "from": list(t.sources),
-                    "to": s.to if s.to != "return" else f"<{s.return_from}>",
+                    "to": {"return": f"<{s.return_from}>", STAY: "<unchanged>"}.get(s.to, s.to),
                     "guards": list(s.guards),
                     "window": s.window,
                     "roles": list(s.roles),
@@ -193,157 +204,16 @@ class Statechart:
         return rows
 
 
-def _validate_meaning(doc: StatechartDoc) -> list[str]:
-    problems: list[str] = []
-    machines = doc.machines
-    for required in ("top", "boot", *REGION_MACHINES, "execution", "license"):
-        if required not in machines:
-            problems.append(f"machine {required!r} is missing")
-    if problems:
-        return problems
-    if not isinstance(machines["top"].states, dict):
-        problems.append("machine 'top' must map state names to their descriptions")
-        return problems
-    top_states = set(machines["top"].state_names)
-    for name, m in machines.items():
-        names = m.state_names
-        if len(set(names)) != len(names):
-            problems.append(f"machine {name!r} lists a state twice")
-        if m.initial not in names:
-            problems.append(f"machine {name!r}: initial state {m.initial!r} is not one of its states")
-        if m.ready is not None and m.ready not in names:
-            problems.append(f"machine {name!r}: ready state {m.ready!r} is not one of its states")
-    for name, spec in machines["top"].states.items():
-        for region in spec.regions:
-            if region not in machines:
-                problems.append(f"top state {name!r} names unknown region {region!r}")
-    for machine, states in doc.active_in.items():
-        if machine not in machines:
-            problems.append(f"active_in names unknown machine {machine!r}")
-        for s in states:
-            if s not in top_states:
-                problems.append(f"active_in[{machine}] names unknown top state {s!r}")
-            elif machines["top"].states[s].final:
-                problems.append(f"active_in[{machine}] names final state {s}: it must have no way out")
-    for s in doc.live_states:
-        if s not in top_states:
-            problems.append(f"live_states names unknown top state {s!r}")
-
-    seen: set[tuple[str, str]] = set()
-    names_seen: set[str] = set()
-    chart_sources: dict[str, tuple[str, ...]] = {}
-    for t in doc.transitions:
-        if t.name in names_seen:
-            problems.append(f"transition {t.name} is declared twice")
-        names_seen.add(t.name)
-        if t.machine not in machines:
-            problems.append(f"{t.name}: unknown machine {t.machine!r}")
-            continue
-        machine_states = set(machines[t.machine].state_names)
-        if isinstance(t.from_, str):
-            sources: tuple[str, ...] = doc.live_states if t.from_ == "live" else (*doc.live_states, "PAUSED")
-            if t.machine != "top":
-                problems.append(f"{t.name}: '{t.from_}' sources are only for the top machine")
-        else:
-            sources = t.from_
-        chart_sources[t.name] = sources
-        for s in sources:
-            if s not in machine_states:
-                problems.append(f"{t.name}: source {s!r} is not a state of machine {t.machine!r}")
-            if (t.name, s) in seen:
-                problems.append(f"{t.name}: two transitions with the same name and source {s!r}")
-            seen.add((t.name, s))
-        if t.to == "return":
-            if t.return_from is None:
-                problems.append(f"{t.name}: target 'return' needs return_from")
-        elif t.to not in machine_states:
-            problems.append(f"{t.name}: target {t.to!r} is not a state of machine {t.machine!r}")
-        if t.machine == "top":
-            for s in sources:
-                if machines["top"].states[s].final:
-                    problems.append(f"{t.name}: final state {s} must have no way out")
-        if t.epoch not in ("boot", *REGION_MACHINES, "execution", "control", "policy", "license"):
-            problems.append(f"{t.name}: epoch {t.epoch!r} is not a region")
-        if ("window" in t.guards) != (t.window is not None):
-            problems.append(f"{t.name}: a window class goes with the 'window' guard and only with it")
-        if t.system != ("system" in t.roles):
-            problems.append(f"{t.name}: system transitions, and only they, take the 'system' role")
-        for e in t.effects:
-            problems.extend(_check_effect(t, e, machines))
-    problems.extend(_check_reachability(doc, chart_sources))
-    return problems
-
-
-def _check_effect(t: TransitionSpec, e: Effect, machines: dict[str, MachineSpec]) -> list[str]:
-    out = []
-    if e.path is not None and e.path.split(".")[0] not in SECTIONS:
-        out.append(f"{t.name}: effect path {e.path!r} is outside the state document")
-    if e.op in ("set", "copy_input", "copy_field", "remember_return") and e.path is None:
-        out.append(f"{t.name}: effect {e.op} needs a path")
-    if e.op == "copy_input" and e.input not in t.inputs:
-        out.append(f"{t.name}: effect copies undeclared input {e.input!r}")
-    if e.op == "copy_field" and e.field not in ("window_id", "signer", "hlc", "idem_key"):
-        out.append(f"{t.name}: effect copies unknown proposal field {e.field!r}")
-    if e.op == "set_phase":
-        if e.machine not in machines or e.value not in machines[e.machine].state_names:
-            out.append(f"{t.name}: set_phase to unknown {e.machine}.{e.value}")
-    if e.op == "enter_regions":
-        for m in e.machines:
-            if m not in machines:
-                out.append(f"{t.name}: enter_regions names unknown machine {m!r}")
-    return out
-
-
-def _edges(doc: StatechartDoc, chart_sources: dict[str, tuple[str, ...]]) -> dict[str, set[tuple[str, str]]]:
-    """Per machine, the set of (source, target) edges, including phase changes made by effects."""
-    edges: dict[str, set[tuple[str, str]]] = {m: set() for m in doc.machines}
-    returnable = [n for n, s in doc.machines["top"].states.items() if s.returns]  # type: ignore[union-attr]
-    for t in doc.transitions:
-        sources = chart_sources.get(t.name, ())
-        if t.machine not in edges:
-            continue
-        for s in sources:
-            if t.to == "return":
-                for target in doc.live_states + tuple(returnable):
-                    if target != s:
-                        edges["top"].add((s, target))
-            else:
-                edges[t.machine].add((s, t.to))
-        for e in t.effects:
-            if e.op == "set_phase" and e.machine in edges:
-                for s in doc.machines[e.machine].state_names:
-                    edges[e.machine].add((s, str(e.value)))
-            if e.op == "quarantine":
-                for s in sources if t.machine == "top" else doc.active_in.get(t.machine, ()):
-                    edges["top"].add((s, "QUARANTINED"))
-    return edges
-
-
-def _reach(start: str, edges: set[tuple[str, str]]) -> set[str]:
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        cur = frontier.pop()
-        for a, b in edges:
-            if a == cur and b not in seen:
-                seen.add(b)
-                frontier.append(b)
-    return seen
-
-
-def _check_reachability(doc: StatechartDoc, chart_sources: dict[str, tuple[str, ...]]) -> list[str]:
-    problems = []
-    edges = _edges(doc, chart_sources)
-    for name, m in doc.machines.items():
-        reached = _reach(m.initial, edges[name])
-        for s in m.state_names:
-            if s not in reached:
-                problems.append(f"machine {name!r}: state {s!r} is unreachable from {m.initial!r}")
-        if name in REGION_MACHINES and m.ready is not None:
-            for s in m.state_names:
-                if m.ready not in _reach(s, edges[name]):
-                    problems.append(f"region {name!r}: {s!r} cannot reach {m.ready!r}")
-    return problems
+def resolve_sources(doc: StatechartDoc, spec: TransitionSpec) -> tuple[str, ...]:
+    """A transition's source states, its `live` / `live_or_paused` / `any` keyword resolved."""
+    if spec.from_ == "live":
+        return doc.live_states
+    if spec.from_ == "live_or_paused":
+        return (*doc.live_states, "PAUSED")
+    if isinstance(spec.from_, str):  # ANY_SOURCE
+        top = doc.machines["top"].states
+        return tuple(n for n, s in top.items() if not s.final) if isinstance(top, dict) else ()
+    return spec.from_
 
 
 def parse_statechart(data: Any) -> Statechart:
@@ -352,7 +222,9 @@ def parse_statechart(data: Any) -> Statechart:
         doc = StatechartDoc.model_validate(data)
     except ValidationError as err:
         raise StatechartError(f"statechart schema: {err}") from None
-    problems = _validate_meaning(doc)
+    from swoosh.workflows.statechart_meaning import validate_meaning  # it reads this module's models
+
+    problems = validate_meaning(doc)
     if problems:
         raise StatechartError("statechart meaning: " + "; ".join(problems))
     return Statechart(doc)
@@ -384,9 +256,9 @@ def mermaid(chart: Statechart) -> str:
         if s.machine == "top":
             sources: Iterable[str] = t.sources
             if isinstance(s.from_, str):
-                sources = ["live" if s.from_ == "live" else "live_or_paused"]
-            target = "return" if s.to == "return" else s.to
+                sources = [s.from_ if s.from_ != ANY_SOURCE else "any_state"]
             for src in sources:
+                target = src if s.to == STAY else s.to
                 top_edges.append(f"  {src} --> {target} : {label}")
         else:
             for src in t.sources:
@@ -417,6 +289,7 @@ def mermaid(chart: Statechart) -> str:
     lines.append("  }")
     lines.append('  state "any live state" as live')
     lines.append('  state "any live state or PAUSED" as live_or_paused')
+    lines.append('  state "any state but TERMINATED" as any_state')
     lines.append('  state "where it was" as return')
     lines.extend(top_edges)
     lines.append("  TERMINATED --> [*]")

@@ -12,6 +12,7 @@ from swoosh.api.client._clock import HLCClock
 from swoosh.guards.council import members_hash, sign_approval, sign_vote
 from swoosh.guards.readiness import region_hashes
 from swoosh.workflows.crypto import signer_id
+from swoosh.workflows.identities import identities_epoch, operators, sign_rotation_approval
 from swoosh.workflows.keyring import Identity, Keyring
 from swoosh.workflows.proposal import build_body
 
@@ -104,6 +105,7 @@ class ProposalFactory:
             "Control": "operator",
             "Policy": "operator",
             "License": "operator",
+            "Identity": "operator",
         }[region]
         return self.signers.for_role(role)
 
@@ -125,6 +127,35 @@ class ProposalFactory:
         names = [n for n in self.signers.council_names() if self.signers.id(n) in members]
         h = state["council"]["members_hash"]
         return [sign_approval(self.signers.keys[n], self.project_id, h, window_id) for n in names]
+
+    def rotation_inputs(
+        self,
+        state: dict[str, Any],
+        *,
+        add: list[dict[str, Any]] | None = None,
+        remove: list[str] | None = None,
+        reason: str = "key rotation",
+        approvers: list[str] | None = None,
+        proposer: str | None = None,
+    ) -> dict[str, Any]:
+        """`Identity_Rotate`'s inputs for the project in `state`, approved by the named signers.
+
+        `approvers` default: every other operator of the project this factory holds a key for (the
+        proposer, `proposer` or the operator signer, counts as one approval by signing the proposal).
+        """
+        add, remove = list(add or []), list(remove or [])
+        epoch = identities_epoch(state)
+        if approvers is None:
+            me = self.signers.id(proposer or self.signer_for("Identity_Rotate"))
+            eligible = set(operators(state["boot"]["identities"])) - {me}
+            approvers = [n for n in self.signers.keys if self.signers.id(n) in eligible]
+        approvals = [
+            sign_rotation_approval(self.signers.keys[n], self.project_id, epoch, add, remove) for n in approvers
+        ]
+        inputs: dict[str, Any] = {"add": add, "remove": remove, "reason": reason}
+        if approvals:
+            inputs["approvals"] = approvals
+        return inputs
 
     @staticmethod
     def region_hashes(state: dict[str, Any]) -> dict[str, str]:

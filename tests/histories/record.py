@@ -250,6 +250,35 @@ async def terminated_open(d: LifecycleDriver, facts: FakeFacts, client: Client) 
     await asyncio.sleep(0.5)
 
 
+async def rotation(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """The ingestion key rotated out and a new one in; the new key carries the project on."""
+    f = d.factory
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    new = Ed25519PrivateKey.generate()
+    f.signers.keys["ingestion-2"], f.signers.roles["ingestion-2"] = new, ("ingestion",)
+    change = {
+        "add": [{"id": f.signers.id("ingestion-2"), "roles": ["ingestion"]}],
+        "remove": [f.signers.id("ingestion")],
+    }
+    await d.step("Identity_Rotate", f.rotation_inputs(await d.state(), **change, reason="ingestion key rotated"))
+    await d.try_step("Ingestion_SourcesResolved", signer="ingestion")  # unauthorized_signer: nothing written
+    await d.step("Ingestion_SourcesResolved", signer="ingestion-2")
+
+
+async def adopt(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A project started before Identity_Rotate adopts it at its next snapshot (snapshot_every=3)."""
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    await d.try_step("Identity_Rotate")  # unknown_transition before the snapshot
+    await d.step("Ingestion_SourcesResolved")  # the third: continue-as-new with the rules adopted
+    for _ in range(100):
+        if (await read_state(client, d.factory.project_id)).index == 3:
+            break
+        await asyncio.sleep(0.1)
+    await d.step("Identity_Rotate")
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -264,6 +293,8 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "terminated": (terminated, LifecycleSettings()),
     "terminated-open": (terminated_open, LifecycleSettings()),
     "containment": (containment, LifecycleSettings()),
+    "rotation": (rotation, LifecycleSettings()),
+    "adopt": (adopt, LifecycleSettings(snapshot_every=3)),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.
@@ -271,6 +302,8 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
 FROZEN = {"terminated-open"}
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
+# Engine configs other than a new project's: "adopt" starts as a project recorded before Identity_Rotate.
+CONFIGS: dict[str, EngineConfig] = {"adopt": EngineConfig(identity_rotation=False)}
 
 
 async def history_chain(client: Client, wf_id: str, first_run_id: str) -> list[dict[str, object]]:
@@ -307,7 +340,7 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
                 # receipts patch make none; later ones make one per snapshot).
                 async with lifecycle_worker(client, facts=facts, sink=sink, receipt_key=RECEIPT_KEY) as tq:
                     handle = await ensure_project(
-                        client, factory.project_id, signers.keyring(), tq, EngineConfig(), settings
+                        client, factory.project_id, signers.keyring(), tq, CONFIGS.get(name, EngineConfig()), settings
                     )
                     driver = LifecycleDriver.for_client(client, factory, open_window=facts.open_window)
                     await scenario(driver, facts, client)

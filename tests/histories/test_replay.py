@@ -15,6 +15,7 @@ from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.lifecycle import ProjectLifecycle
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.lifecycle.tuning import (
+    PATCH_ADOPT_RULES,
     PATCH_DELIVERY_CHECKED,
     PATCH_GUARD_CONTAINMENT,
     PATCH_RECEIPTS,
@@ -24,6 +25,7 @@ from swoosh.workflows.lifecycle.tuning import (
 )
 from swoosh.workflows.messages import UNAVAILABLE_ERROR_TYPE
 from swoosh.workflows.receipts import check_records
+from swoosh.workflows.replay.history import load_history_file, run_facts
 
 # Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
 DOC_RECEIPT_SIGNER = "hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"
@@ -34,7 +36,7 @@ def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
-    assert {"containment", "guard-failure-legacy"} <= names
+    assert {"containment", "guard-failure-legacy", "rotation", "adopt"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -201,6 +203,36 @@ def test_guard_failures_are_contained_in_histories_after_the_patch() -> None:
     ]
     assert [f["applicationFailureInfo"]["type"] for f in failures] == [UNAVAILABLE_ERROR_TYPE]
     assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
+
+
+def _accepted(name: str) -> list[str]:
+    return [a.transition for h in load_history_file(Path(__file__).parent / name) for a in run_facts(h).answers]
+
+
+def test_a_rotation_is_an_accepted_transition_of_a_new_project() -> None:
+    assert _accepted("rotation-run0.json") == [
+        "Boot_ConfigOk",
+        "Boot_Licensed",
+        "Identity_Rotate",
+        "Ingestion_SourcesResolved",
+    ]
+
+
+def test_a_project_from_before_the_rule_adopts_it_at_its_next_snapshot() -> None:
+    [run0] = load_history_file(Path(__file__).parent / "adopt-run0.json")
+    facts = run_facts(run0)
+    assert facts.start is not None and facts.next_input is not None
+    assert facts.start.snapshot.config.identity_rotation is False
+    assert facts.next_input.snapshot.config.identity_rotation is True
+    assert PATCH_ADOPT_RULES in _patches(_events("adopt-run0.json"))
+    assert "Identity_Rotate" not in [a.transition for a in facts.answers]
+    assert _accepted("adopt-run1.json") == ["Identity_Rotate"]
+
+
+def test_histories_from_before_adoption_continue_as_new_without_it() -> None:
+    for name in ("lifecycle", "snapshots", "reverb"):
+        for path in Path(__file__).parent.glob(f"{name}-run*.json"):
+            assert PATCH_ADOPT_RULES not in _patches(json.loads(path.read_text())["events"]), path.name
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

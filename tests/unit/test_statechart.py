@@ -16,7 +16,7 @@ from swoosh.workflows.statechart import STATECHART_PATH, default_statechart, loa
 
 REPO = Path(__file__).resolve().parents[2]
 
-# docs/contract.md "Transition names (fixed; legacy callers send these)", in its order.
+# docs/contract.md "Transition names (fixed; legacy callers send these)", in its order, and Identity_Rotate.
 CONTRACT_TRANSITIONS = [
     "Boot_ConfigOk",
     "Boot_Licensed",
@@ -50,6 +50,8 @@ CONTRACT_TRANSITIONS = [
     "Policy_ConfirmedBlock",
     "License_Throttled",
     "License_Restored",
+    # CONTRACT.md "Identities of a running project".
+    "Identity_Rotate",
 ]
 
 # The contract's "guard(s) at least" column.
@@ -98,7 +100,7 @@ def broken(mutate: Callable[[dict[str, Any]], object]) -> str:
 def test_statechart_has_exactly_the_contract_transitions_plus_system_ones() -> None:
     chart = default_statechart()
     assert sorted(t.name for t in chart.contract_transitions) == sorted(CONTRACT_TRANSITIONS)
-    assert len(chart.contract_transitions) == 32
+    assert len(chart.contract_transitions) == 33
 
 
 def test_statechart_system_transitions_take_only_the_system_role() -> None:
@@ -304,7 +306,7 @@ def test_cli_statechart_check_lists_all_contract_transitions(capsys: pytest.Capt
     out = capsys.readouterr().out
     listed = {line.split()[0] for line in out.splitlines() if line and not line.startswith("statechart ok")}
     assert set(CONTRACT_TRANSITIONS) <= listed
-    assert "statechart ok: 32 contract transitions, 1 system" in out
+    assert "statechart ok: 33 contract transitions, 1 system" in out
 
 
 def test_cli_statechart_check_json_is_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,9 @@ PATCH_TERMINATED_COMPLETES = "terminated-completes"
 # Asked where it matters, not at the start: when the guard activity has failed for a Signal-path
 # proposal. Runs recorded before it failed the whole workflow there, and replay them so.
 PATCH_GUARD_CONTAINMENT = "guard-failure-contained"
+# Asked as a run continues-as-new: its snapshot then carries the engine rules new projects have
+# (`EngineConfig.adopt_rules`), so a project started before them adopts them at its next snapshot.
+PATCH_ADOPT_RULES = "engine-rules-adopted"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)

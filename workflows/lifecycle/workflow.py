@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.lifecycle.outbox import Outbox
     from swoosh.workflows.lifecycle.receipts import ReceiptBook
     from swoosh.workflows.lifecycle.tuning import (
+        PATCH_ADOPT_RULES,
         PATCH_DELIVERY_CHECKED,
         PATCH_GUARD_CONTAINMENT,
         PATCH_RECEIPTS,
@@ -221,8 +222,11 @@ class ProjectLifecycle:
 
     def _next_input(self) -> LifecycleInput:
         self.receipts.close_interval(self.engine.project_id)  # the receipt of this run's records
+        snapshot = self.engine.snapshot()
+        if workflow.patched(PATCH_ADOPT_RULES):
+            snapshot.config = snapshot.config.adopt_rules()  # a project started before them adopts them now
         return LifecycleInput(
-            snapshot=self.engine.snapshot(),
+            snapshot=snapshot,
             settings=self.settings,
             undelivered=self.outbox.undelivered,
             retained=list(self.outbox.retained),

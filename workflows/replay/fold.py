@@ -13,9 +13,10 @@ from typing import Any
 
 from swoosh.guards.outcome import GuardOutcome
 from swoosh.workflows.canonical import content_hash
-from swoosh.workflows.engine import Admitted, Engine
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC
+from swoosh.workflows.identities import role_of
 from swoosh.workflows.reducer import clone
 from swoosh.workflows.replay.history import RunFacts
 from swoosh.workflows.statechart import SYSTEM_SIGNER, default_statechart
@@ -55,6 +56,11 @@ def order_runs(runs: list[RunFacts]) -> list[RunFacts]:
     return sorted(runs, key=lambda r: r.start.snapshot.document["meta"]["index"] if r.start else -1)
 
 
+def configs_by_start(runs: list[RunFacts]) -> dict[int, EngineConfig]:
+    """Each run's engine config, by the index its snapshot starts at: a run may adopt newer rules."""
+    return {int(r.start.snapshot.document["meta"]["index"]): r.start.snapshot.config for r in runs if r.start}
+
+
 def fold(runs: list[RunFacts], reported_head: str | None = None) -> FoldResult:
     runs = order_runs(runs)
     first = runs[0].start
@@ -78,7 +84,9 @@ def fold(runs: list[RunFacts], reported_head: str | None = None) -> FoldResult:
             doc = run.start.snapshot.document
             snapshot_hashes[int(doc["meta"]["index"])] = content_hash(doc)
     last_index = max(records, default=engine.index)
+    configs = configs_by_start(runs)
     for index in range(engine.index + 1, last_index + 1):
+        engine.config = configs.get(index - 1, engine.config)  # the rules of the run that applied it
         rec = records.get(index)
         if rec is None:
             result.problems.append(f"index {index}: no decision record for it anywhere in the history")
@@ -110,6 +118,9 @@ def fold(runs: list[RunFacts], reported_head: str | None = None) -> FoldResult:
 
 def apply_record(engine: Engine, rec: dict[str, Any], proposals: dict[str, list[Any]]) -> str | None:
     """Re-apply one decision record's transition to `engine`; a problem description, or None."""
+    problem = signer_problem(engine.document, rec)
+    if problem:
+        return problem
     now_ms = HLC.parse(rec["hlc"]).wall_ms
     outcomes = [GuardOutcome(guard=g["guard"], ok=g["ok"], reasons=tuple(g["reasons"])) for g in rec["guards"]]
     try:
@@ -126,6 +137,19 @@ def apply_record(engine: Engine, rec: dict[str, Any], proposals: dict[str, list[
         return f"folded state_post_hash {answer.state_post_hash} ≠ recorded {rec['state_post_hash']}"
     if new.get("dr_hash") != rec["dr_hash"]:
         return f"folded decision record {new.get('dr_hash')} ≠ recorded {rec['dr_hash']}"
+    return None
+
+
+def signer_problem(document: dict[str, Any], rec: dict[str, Any]) -> str | None:
+    """Why the record's signer could not have proposed it with the identities in force before it, or None."""
+    t = default_statechart().transitions.get(str(rec.get("transition")))
+    if t is None:
+        return f"{rec.get('transition')} is not a transition of the statechart"
+    signer = str(rec.get("signer"))
+    if signer == SYSTEM_SIGNER:
+        return None  # SWOOSH's own (timers, quarantine): re-applied from the record's system_inputs
+    if role_of(document["boot"]["identities"], signer, t.spec.roles) is None:
+        return f"signer {signer} was not an identity with a role for it ({', '.join(t.spec.roles)}) at this index"
     return None
 
 

@@ -47,7 +47,13 @@ LOOP: tuple[str, ...] = (
 )
 
 
-STATE_DEPENDENT = ("Execution_AllReady", "Recovery_QuorumRestored", "Execution_ApprovalsThreshold", "Council_Eject")
+STATE_DEPENDENT = (
+    "Execution_AllReady",
+    "Recovery_QuorumRestored",
+    "Execution_ApprovalsThreshold",
+    "Council_Eject",
+    "Identity_Rotate",
+)
 
 
 def valid_inputs(
@@ -89,7 +95,20 @@ def valid_inputs(
     if transition == "Council_Eject":
         members = (doc or {})["council"]["members"]
         return {"member": members[0] if members else f.council_members()[0], "reason": "unreachable"}, version
+    if transition == "Identity_Rotate":
+        return f.rotation_inputs(doc or {}, add=[_role_change(f, doc or {})], reason="roles re-planned"), version
     return {"reason": f"{transition} requested by the test driver"}, version
+
+
+def _role_change(f: ProposalFactory, doc: dict[str, Any]) -> dict[str, Any]:
+    """A rotation that changes something and keeps every operator: `tooling` given to, or taken from, a non-operator."""
+    proposer = f.signers.id(f.signer_for("Identity_Rotate"))
+    for identity in doc["boot"]["identities"]:
+        roles = set(identity["roles"])
+        if identity["id"] != proposer and not roles & {"*", "operator"}:
+            changed = roles - {"tooling"} if "tooling" in roles and len(roles) > 1 else roles | {"tooling"}
+            return {"id": identity["id"], "roles": sorted(changed)}
+    raise ValueError("no identity whose roles a test rotation could change")
 
 
 class TransitionRejected(AssertionError):

@@ -36,7 +36,7 @@ EXCLUDED = {"Boot_LicenseFailed", "Policy_ConfirmedBlock", "License_Throttled", 
 WEIGHTS = {
     "Control_Pause": 2, "Control_Resume": 30, "Policy_Quarantine": 1, "Policy_Release": 30,
     "Ingestion_PolicyViolation": 1, "Ingestion_RollbackIndex": 2, "Council_Eject": 1,
-    "Environment_Deprovision": 1, "Environment_Amber": 2, "Execution_QuorumLost": 1,
+    "Environment_Deprovision": 1, "Environment_Amber": 2, "Execution_QuorumLost": 1, "Identity_Rotate": 1,
     "Execution_PlanLocked": 40, "Execution_BeatReviewGate": 40, "Execution_ApprovalsThreshold": 40,
     "Execution_NextWindow": 40, "Execution_AllReady": 40, "Recovery_QuorumRestored": 40,
 }  # fmt: skip
