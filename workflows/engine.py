@@ -62,6 +62,7 @@ class EngineConfig(BaseModel):
     # (`RULES_BEFORE`), so its history replays and folds unchanged. Such a project adopts them at its
     # next snapshot (`adopt_rules`, behind a patch marker in the workflow).
     identity_rotation: bool = True  # Identity_Rotate is a transition of the project
+    election_epoch: bool = True  # a vote names the election epoch it is cast in (guards/council.py)
 
     def adopt_rules(self) -> EngineConfig:
         """This config with every rule of `ADOPTED_AT_SNAPSHOT` as new projects have it."""
@@ -69,9 +70,9 @@ class EngineConfig(BaseModel):
 
 
 # What each rule was before it existed, for snapshots serialized without it.
-RULES_BEFORE: dict[str, Any] = {"ucxl_backlink": "legacy", "identity_rotation": False}
+RULES_BEFORE: dict[str, Any] = {"ucxl_backlink": "legacy", "identity_rotation": False, "election_epoch": False}
 # The rules a running project adopts at its next snapshot: security fixes that must reach it.
-ADOPTED_AT_SNAPSHOT = ("identity_rotation",)
+ADOPTED_AT_SNAPSHOT = ("identity_rotation", "election_epoch")
 
 
 def new_engine_config(**knobs: int) -> EngineConfig:
@@ -170,7 +171,7 @@ class Engine:
         if not verify_signature(request, proposal):
             raise ProposalError("bad_signature", "signature does not verify over the body as sent")
         role = self._role(proposal.signer, t)
-        validate_inputs(t.spec, proposal.inputs)
+        validate_inputs(t.spec, proposal.inputs, election_epoch=self.config.election_epoch)
         if t.name == ROTATE:
             check_rotation_inputs(proposal.inputs)
         if not inputs_hash_matches(proposal):

@@ -21,10 +21,10 @@ def _text(v: Any) -> bool:
     return isinstance(v, str) and 1 <= len(v) <= MAX_TEXT
 
 
-def _signed_item(v: Any, who: str) -> str | None:
+def _signed_item(v: Any, who: str, epoch: bool = False) -> str | None:
     if not isinstance(v, dict):
         return "must be an object"
-    expected = {who, "members_hash", "window_id", "signature"}
+    expected = {who, "members_hash", "window_id", "signature"} | ({"epoch"} if epoch else set())
     if set(v) != expected:
         return f"must have exactly the fields {', '.join(sorted(expected))}"
     if not isinstance(v[who], str) or not SIGNER_RE.fullmatch(v[who]):
@@ -35,6 +35,11 @@ def _signed_item(v: Any, who: str) -> str | None:
         return "window_id must be a string or null"
     if not isinstance(v["signature"], str):
         return "signature must be a string"
+    if epoch:  # the election epoch's rule set also bounds the signature (older projects keep theirs)
+        if len(v["signature"]) > MAX_SIGNATURE:
+            return f"signature must be at most {MAX_SIGNATURE} characters"
+        if not isinstance(v["epoch"], int) or isinstance(v["epoch"], bool) or v["epoch"] < 0:
+            return "epoch must be an integer >= 0 (the election epoch the vote is cast in)"
     return None
 
 
@@ -68,7 +73,7 @@ def _rotation_approval(v: Any) -> str | None:
     return None
 
 
-def _check(field: InputField, v: Any) -> str | None:
+def _check(field: InputField, v: Any, election_epoch: bool = False) -> str | None:
     t = field.type
     if t == "text":
         return None if _text(v) else f"must be a string of 1-{MAX_TEXT} characters"
@@ -101,7 +106,7 @@ def _check(field: InputField, v: Any) -> str | None:
             return f"item {i} must be a non-empty string"
         if t == "signer_list" and not (isinstance(item, str) and SIGNER_RE.fullmatch(item)):
             return f"item {i} must be a signer id"
-        if t == "vote_list" and (err := _signed_item(item, "voter")):
+        if t == "vote_list" and (err := _signed_item(item, "voter", election_epoch)):
             return f"vote {i} {err}"
         if t == "approval_list" and (err := _signed_item(item, "approver")):
             return f"approval {i} {err}"
@@ -112,8 +117,11 @@ def _check(field: InputField, v: Any) -> str | None:
     return None
 
 
-def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any]) -> None:
-    """Raise ProposalError('schema') naming the first input that does not fit the declared schema."""
+def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any], *, election_epoch: bool = False) -> None:
+    """Raise ProposalError('schema') naming the first input that does not fit the declared schema.
+
+    `election_epoch`: votes name the election epoch they are cast in (the project's rule; see `EngineConfig`).
+    """
     unknown = sorted(set(inputs) - set(spec.inputs))
     if unknown:
         raise ProposalError("schema", f"{spec.name} takes no input(s) {', '.join(unknown)}")
@@ -122,6 +130,6 @@ def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any]) -> None:
             if field.required:
                 raise ProposalError("schema", f"{spec.name} needs input {name} ({field.type})")
             continue
-        err = _check(field, inputs[name])
+        err = _check(field, inputs[name], election_epoch)
         if err:
             raise ProposalError("schema", f"inputs.{name} {err}")

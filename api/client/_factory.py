@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swoosh.api.client._clock import HLCClock
-from swoosh.guards.council import members_hash, sign_approval, sign_vote
+from swoosh.guards.council import election_epoch, eligible_council, members_hash, sign_approval, sign_vote
 from swoosh.guards.readiness import region_hashes
 from swoosh.workflows.crypto import signer_id
 from swoosh.workflows.identities import identities_epoch, operators, sign_rotation_approval
@@ -110,17 +110,40 @@ class ProposalFactory:
         return self.signers.for_role(role)
 
     # -- inputs that need signatures or the current state
-    def council_members(self) -> list[str]:
-        return sorted(self.signers.id(n) for n in self.signers.council_names())
+    def council_members(self, state: dict[str, Any] | None = None) -> list[str]:
+        """The council identities this factory holds keys for; with `state`, only those eligible there."""
+        ids = sorted(self.signers.id(n) for n in self.signers.council_names())
+        if state is None:
+            return ids
+        eligible = set(eligible_council(state))
+        return [i for i in ids if i in eligible]
 
-    def votes(self, members: list[str], window_id: str | None, voters: list[str] | None = None) -> list[dict[str, Any]]:
+    def votes(
+        self,
+        members: list[str],
+        window_id: str | None,
+        voters: list[str] | None = None,
+        *,
+        epoch: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Votes for `members` by the named signers, cast in election `epoch` (None: the old form)."""
         names = voters if voters is not None else self.signers.council_names()
         h = members_hash(members)
-        return [sign_vote(self.signers.keys[n], self.project_id, h, window_id) for n in names]
+        return [sign_vote(self.signers.keys[n], self.project_id, h, window_id, epoch) for n in names]
 
-    def quorum_inputs(self, window_id: str | None, members: list[str] | None = None) -> dict[str, Any]:
-        members = members if members is not None else self.council_members()
-        return {"members": members, "members_hash": members_hash(members), "votes": self.votes(members, window_id)}
+    def quorum_inputs(
+        self, window_id: str | None, members: list[str] | None = None, *, state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A quorum certificate's inputs: with `state`, for the election in progress there (eligible
+        members and voters, votes naming its election epoch); without, the old form of vote."""
+        if state is None:
+            members = members if members is not None else self.council_members()
+            return {"members": members, "members_hash": members_hash(members), "votes": self.votes(members, window_id)}
+        eligible = self.council_members(state)
+        members = members if members is not None else eligible
+        voters = [n for n in self.signers.council_names() if self.signers.id(n) in eligible]
+        votes = self.votes(members, window_id, voters, epoch=election_epoch(state))
+        return {"members": members, "members_hash": members_hash(members), "votes": votes}
 
     def approvals(self, state: dict[str, Any], window_id: str | None) -> list[dict[str, Any]]:
         members = set(state["council"]["members"])

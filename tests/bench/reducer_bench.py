@@ -84,7 +84,7 @@ class Stream:
             "Ingestion_SchemaOk": lambda: {"schema_hash": content_hash("schema")},
             "Ingestion_CorpusBuilt": lambda: {"content_hash": content_hash("corpus"), "version": 1},
             "Council_ProfilesLoaded": lambda: {"roles": ["architect", "reviewer"]},
-            "Council_QuorumCert": lambda: f.quorum_inputs(self.window),
+            "Council_QuorumCert": lambda: f.quorum_inputs(self.window, state=doc),
             "Council_McpGreen": lambda: {"tool_pins": dict(TOOLS)},
             "Environment_CapacityOk": lambda: {"allocations": ["gpu:1"]},
             "Environment_Installed": lambda: {"assets": ["image:swoosh@1"]},
@@ -94,7 +94,10 @@ class Stream:
             "Execution_BeatReviewGate": lambda: {"work_evidence": [f"ucxl://work/{cycle}"]},
             "Execution_ApprovalsThreshold": lambda: {"approvals": f.approvals(doc, self.window)},
             "Execution_NextWindow": lambda: {},
-            "Recovery_QuorumRestored": lambda: {**f.quorum_inputs(self.window), "region_hashes": f.region_hashes(doc)},
+            "Recovery_QuorumRestored": lambda: {
+                **f.quorum_inputs(self.window, state=doc),
+                "region_hashes": f.region_hashes(doc),
+            },
             "License_Restored": lambda: {},
         }
         return table.get(name, lambda: {"reason": f"bench {name} {cycle}"})()

@@ -279,6 +279,17 @@ async def adopt(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     await d.step("Identity_Rotate")
 
 
+async def election(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Votes bound to their election: after an ejection the old certificate is refused, a new one elects."""
+    for t in ("Boot_ConfigOk", "Boot_Licensed", "Council_ProfilesLoaded"):
+        await d.step(t)
+    certificate = d.factory.quorum_inputs(d.window_id, state=await d.state())
+    await d.step("Council_QuorumCert", certificate)
+    await d.step("Council_Eject", {"member": d.factory.council_members()[0], "reason": "key compromised"})
+    await d.try_step("Council_QuorumCert", certificate)  # guard_failed (quorum): its guard marker, no change
+    await d.step("Council_QuorumCert")
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -295,6 +306,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "containment": (containment, LifecycleSettings()),
     "rotation": (rotation, LifecycleSettings()),
     "adopt": (adopt, LifecycleSettings(snapshot_every=3)),
+    "election": (election, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.

@@ -36,7 +36,7 @@ def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
-    assert {"containment", "guard-failure-legacy", "rotation", "adopt"} <= names
+    assert {"containment", "guard-failure-legacy", "rotation", "adopt", "election"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -227,6 +227,16 @@ def test_a_project_from_before_the_rule_adopts_it_at_its_next_snapshot() -> None
     assert PATCH_ADOPT_RULES in _patches(_events("adopt-run0.json"))
     assert "Identity_Rotate" not in [a.transition for a in facts.answers]
     assert _accepted("adopt-run1.json") == ["Identity_Rotate"]
+
+
+def test_an_old_certificate_after_an_ejection_is_refused_in_the_committed_history() -> None:
+    """Council_QuorumCert accepted, Council_Eject, the old certificate refused (guard), a new one accepted."""
+    [run] = load_history_file(Path(__file__).parent / "election-run0.json")
+    facts = run_facts(run)
+    assert [a.transition for a in facts.answers][-3:] == ["Council_QuorumCert", "Council_Eject", "Council_QuorumCert"]
+    assert facts.update_failures == 1
+    votes = [v for reqs in facts.proposals.values() for r in reqs for v in r.body.get("inputs", {}).get("votes", [])]
+    assert votes and all("epoch" in v for v in votes)
 
 
 def test_histories_from_before_adoption_continue_as_new_without_it() -> None:

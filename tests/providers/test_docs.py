@@ -50,7 +50,11 @@ def test_docs_published_backbeat_frame_example_reads_as_the_docs_say() -> None:
 
 def test_docs_quorum_example_passes_the_quorum_guard() -> None:
     inputs = example("quorum-inputs")
-    state = {"boot": {"identities": [{"id": m, "roles": ["council"]} for m in inputs["members"]]}}
+    state = {
+        "boot": {"identities": [{"id": m, "roles": ["council"]} for m in inputs["members"]]},
+        "council": {"ejected": []},
+        "epoch": {"council": 1, "execution": 0},  # just after Council_ProfilesLoaded
+    }
     ctx = GuardContext(project_id="demo", transition="Council_QuorumCert", signer="s", window_id="backbeat:W-220000000")
     outcome = quorum_guard(state, inputs, Facts(now_ms=0), ctx)
     assert outcome.ok, outcome.reasons

@@ -125,11 +125,14 @@ class Driver:
         if transition in simple:
             return simple[transition]
         if transition in ("Council_QuorumCert",):
-            return self.factory.quorum_inputs(window_id)
+            return self.factory.quorum_inputs(window_id, state=doc)
         if transition == "Execution_AllReady":
             return {"region_hashes": self.factory.region_hashes(doc)}
         if transition == "Recovery_QuorumRestored":
-            return {**self.factory.quorum_inputs(window_id), "region_hashes": self.factory.region_hashes(doc)}
+            return {
+                **self.factory.quorum_inputs(window_id, state=doc),
+                "region_hashes": self.factory.region_hashes(doc),
+            }
         if transition == "Execution_ApprovalsThreshold":
             return {"approvals": self.factory.approvals(doc, window_id)}
         if transition == "Council_Eject":

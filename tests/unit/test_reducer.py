@@ -295,7 +295,7 @@ def test_reducer_council_eject_non_member_is_invalid() -> None:
 def test_reducer_council_reelection_after_eject() -> None:
     d = Driver().boot().elect()
     d.submit("Council_Eject", {"member": COUNCIL_IDS[0], "reason": "x"})
-    d.submit("Council_QuorumCert", d.factory.quorum_inputs(WINDOW, members=COUNCIL_IDS[1:]))
+    d.submit("Council_QuorumCert", d.factory.quorum_inputs(WINDOW, members=COUNCIL_IDS[1:], state=d.doc))
     assert d.doc["council"]["quorum_cert"]["members_hash"] == members_hash(COUNCIL_IDS[1:])
 
 

@@ -207,6 +207,7 @@ class Model:
     versions: list[int] = field(default_factory=list)
     pinned: int | None = None
     members: tuple[str, ...] = ()
+    ejected: set[str] = field(default_factory=set)  # ineligible for the council until roles are planned again
     cert: bool = False
     cycle: int = 0
     grace_deadline_ms: int | None = None
@@ -223,10 +224,14 @@ class Model:
     def return_target(self, spec: Spec) -> str | None:
         return self.paused_from if spec.epoch == "control" else self.quarantined_from
 
-    def guard_fails(self, name: str, spec: Spec, injected: bool) -> str | None:
+    def guard_fails(self, name: str, spec: Spec, injected: bool, inputs: dict[str, Any]) -> str | None:
         for guard in spec.guards:
             if injected:
                 return guard
+            if guard == "quorum":
+                named = set(inputs["members"]) | {v["voter"] for v in inputs["votes"]}
+                if named & self.ejected:
+                    return guard
             if guard == "readiness" and any(self.phase[r] != "READY" for r in REGIONS):
                 return guard
             if guard == "approvals" and not self.members:
@@ -275,7 +280,7 @@ class Model:
             return ("hlc_regression", None)
         if a.hlc.wall_ms - now_ms > MAX_OFFSET_MS:
             return ("hlc_too_far_ahead", None)
-        failing = self.guard_fails(a.name, spec, a.fault == "guards")
+        failing = self.guard_fails(a.name, spec, a.fault == "guards", a.inputs)
         if failing is not None:
             return ("guard_failed", failing)
         if not self.effect_ok(a.name, a.inputs):
@@ -318,7 +323,10 @@ class Model:
             self.pinned = max(v for v in self.versions if v < self.pinned)  # mid re-ingestion keeps the pinned one
         elif name == "Council_Eject":
             self.members = tuple(m for m in self.members if m != inputs["member"])
+            self.ejected.add(inputs["member"])
             self.cert = False
+        elif name == "Council_ProfilesLoaded":
+            self.ejected.clear()
         elif name == "Execution_NextWindow":
             self.cycle += 1
         elif name == "License_Throttled":
@@ -371,8 +379,12 @@ class ReducerMachine(RuleBasedStateMachine):
         if name in ("Council_QuorumCert", "Recovery_QuorumRestored"):
             chosen = list(COUNCIL) if data is None else data.draw(st.sets(st.sampled_from(COUNCIL), min_size=1))
             members = sorted(ID[n] for n in chosen)
-            voters = COUNCIL[:1] if injected else COUNCIL  # one vote of three eligible is no majority
-            votes = [sign_vote(SIGNERS.keys[n], PROJECT, members_hash(members), WINDOW) for n in voters]
+            eligible = [n for n in COUNCIL if ID[n] not in m.ejected] or COUNCIL[:1]  # (an ejected voter fails)
+            election = m.epoch["council"] + m.epoch["execution"]
+            # Injected: one vote signed for another project, never a valid certificate.
+            project = "another-project" if injected else PROJECT
+            voters = eligible[:1] if injected else eligible
+            votes = [sign_vote(SIGNERS.keys[n], project, members_hash(members), WINDOW, election) for n in voters]
             inputs: dict[str, Any] = {"members": members, "members_hash": members_hash(members), "votes": votes}
             if name == "Recovery_QuorumRestored":
                 inputs["region_hashes"] = self.region_hashes(injected)

@@ -48,6 +48,7 @@ LOOP: tuple[str, ...] = (
 
 
 STATE_DEPENDENT = (
+    "Council_QuorumCert",
     "Execution_AllReady",
     "Recovery_QuorumRestored",
     "Execution_ApprovalsThreshold",
@@ -81,15 +82,15 @@ def valid_inputs(
         return simple[transition], version
     if transition == "Ingestion_CorpusBuilt":
         return {"content_hash": content_hash(["corpus", version + 1, n]), "version": version + 1}, version + 1
-    if transition == "Council_QuorumCert":
-        return f.quorum_inputs(window_id), version
     if transition in STATE_DEPENDENT and doc is None:
         raise ValueError(f"{transition} needs the current state for its inputs")
     assert doc is not None or transition not in STATE_DEPENDENT
+    if transition == "Council_QuorumCert":
+        return f.quorum_inputs(window_id, state=doc), version
     if transition == "Execution_AllReady":
         return {"region_hashes": f.region_hashes(doc or {})}, version
     if transition == "Recovery_QuorumRestored":
-        return {**f.quorum_inputs(window_id), "region_hashes": f.region_hashes(doc or {})}, version
+        return {**f.quorum_inputs(window_id, state=doc), "region_hashes": f.region_hashes(doc or {})}, version
     if transition == "Execution_ApprovalsThreshold":
         return {"approvals": f.approvals(doc or {}, window_id)}, version
     if transition == "Council_Eject":
