@@ -99,3 +99,10 @@ def test_audit_reports_a_tampered_field_precisely() -> None:
     records[1] = {**records[1], "signer": "hmmm:pubkey:" + "A" * 43}
     problems = audit(records, histories)
     assert problems and problems[0].startswith("chain: record 1 (index 2): dr_hash does not match")
+
+
+def test_run_facts_reads_the_answers_of_time_skipping_histories() -> None:
+    """Their Update completions leave accepted_event_id unset: answers are matched by update id."""
+    [run] = load_history_file(HERE / "lifecycle-run0.json")
+    facts = run_facts(run)
+    assert len(facts.answers) == 17 and facts.answers[0].transition == "Boot_ConfigOk"

@@ -64,7 +64,9 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
     facts = RunFacts(workflow_id=history.workflow_id, run_id=history.run_id)
     events: list[HistoryEvent] = list(history.events)
     facts.events = len(events)
-    names: dict[int, str] = {}  # accepted event id -> Update name (transition, dry_run)
+    # Update id -> Update name (transition, dry_run). By id, not by accepted event id: the
+    # time-skipping server leaves `accepted_event_id` of a completion unset.
+    names: dict[str, str] = {}
     for e in events:
         t = e.event_type
         if t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -73,7 +75,7 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
                 facts.add_record(r)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             req = e.workflow_execution_update_accepted_event_attributes.accepted_request
-            names[e.event_id] = req.input.name
+            names[req.meta.update_id] = req.input.name
             if req.input.name == UPDATE_TRANSITION:
                 proposal = _decode(req.input.args.payloads, ProposalRequest)
                 key = _idem_key(proposal)
@@ -81,7 +83,7 @@ def run_facts(history: WorkflowHistory) -> RunFacts:
                     facts.proposals.setdefault(key, []).append(proposal)
         elif t == ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             completed = e.workflow_execution_update_completed_event_attributes
-            if names.get(completed.accepted_event_id) != UPDATE_TRANSITION:
+            if names.get(completed.meta.update_id) != UPDATE_TRANSITION:
                 continue  # a dry run's answer: nothing was applied
             outcome = completed.outcome
             if outcome.HasField("success"):
