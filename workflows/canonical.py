@@ -17,7 +17,12 @@ def canonical_json(value: Any) -> bytes:
 
 def content_hash(value: Any) -> str:
     """`sha256-` + 64 lowercase hex of SHA-256 over the canonical JSON of `value`."""
-    return HASH_PREFIX + hashlib.sha256(canonical_json(value)).hexdigest()
+    return hash_of(canonical_json(value))
+
+
+def hash_of(raw: bytes) -> str:
+    """The content hash of canonical JSON already serialized (when its size is wanted too)."""
+    return HASH_PREFIX + hashlib.sha256(raw).hexdigest()
 
 
 _HASH_RE = re.compile(r"sha256-[0-9a-f]{64}")

@@ -16,23 +16,28 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from swoosh.guards.facts import PolicyRuleSpec
 from swoosh.guards.outcome import GuardOutcome
-from swoosh.guards.policy import LATEST_RULES_VERSION, builtin_rules, redact
+from swoosh.guards.policy import builtin_rules, redact
 from swoosh.workflows.answers import Accepted, GuardResult, IdemEntry
-from swoosh.workflows.canonical import content_hash
-from swoosh.workflows.decision import UcxlFormat, seal, ucxl_backlink
+from swoosh.workflows.canonical import canonical_json, content_hash, hash_of
+from swoosh.workflows.decision import seal, ucxl_backlink
+from swoosh.workflows.engine_config import (
+    ADOPTED_AT_SNAPSHOT,
+    RULES_BEFORE,
+    EngineConfig,
+    EngineSnapshot,
+    new_engine_config,
+)
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC, order_key, too_far_ahead
 from swoosh.workflows.identities import ROTATE, check_rotation, check_rotation_inputs
 from swoosh.workflows.inputs import validate_inputs
+from swoosh.workflows.limits import COPIED_BYTES, MAX_IDENTITIES, budget_problem, needs_trial
 from swoosh.workflows.proposal import (
     SYSTEM_IDEM_PREFIX,
     Proposal,
     ProposalRequest,
-    inputs_hash_matches,
     parse_proposal,
     verify_signature,
 )
@@ -40,65 +45,6 @@ from swoosh.workflows.reducer import Step, check_source, reduce
 from swoosh.workflows.statechart import SYSTEM_SIGNER, Statechart, Transition
 
 ESCAPES_QUARANTINE = ("Policy_Release", "Policy_ConfirmedBlock")
-
-
-class EngineConfig(BaseModel):
-    """Knobs that change decisions; carried in every snapshot so replays decide identically."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_offset_ms: int = Field(default=60_000, ge=0)
-    idem_window: int = Field(default=1024, ge=16, le=4096)
-    grace_ms: int = Field(default=900_000, ge=0)
-    # The built-in SHHH rules the workflow scans every proposal with and the engine redacts records
-    # with (guards/policy.py). 1 for snapshots from before the field existed, so they replay and fold
-    # unchanged; new projects start with the newest (`new_engine_config()`).
-    secret_rules: int = Field(default=1, ge=1, le=LATEST_RULES_VERSION)
-    # New projects write CHORUS-grammar backlinks. A snapshot recorded before this field existed has
-    # no value for it and reads as "legacy" (see EngineSnapshot), so its records recompute unchanged.
-    ucxl_backlink: UcxlFormat = "chorus"
-    # Rules that came after projects were already running. A config built in code has them; a
-    # snapshot serialized before a rule existed has no value for it and reads as it was before
-    # (`RULES_BEFORE`), so its history replays and folds unchanged. Such a project adopts them at its
-    # next snapshot (`adopt_rules`, behind a patch marker in the workflow).
-    identity_rotation: bool = True  # Identity_Rotate is a transition of the project
-    election_epoch: bool = True  # a vote names the election epoch it is cast in (guards/council.py)
-
-    def adopt_rules(self) -> EngineConfig:
-        """This config with every rule of `ADOPTED_AT_SNAPSHOT` as new projects have it."""
-        return self.model_copy(update={k: EngineConfig.model_fields[k].default for k in ADOPTED_AT_SNAPSHOT})
-
-
-# What each rule was before it existed, for snapshots serialized without it.
-RULES_BEFORE: dict[str, Any] = {"ucxl_backlink": "legacy", "identity_rotation": False, "election_epoch": False}
-# The rules a running project adopts at its next snapshot: security fixes that must reach it.
-ADOPTED_AT_SNAPSHOT = ("identity_rotation", "election_epoch")
-
-
-def new_engine_config(**knobs: int) -> EngineConfig:
-    """The config a new project starts with: the given knobs, and the newest built-in rules."""
-    return EngineConfig(**{"secret_rules": LATEST_RULES_VERSION, **knobs})
-
-
-class EngineSnapshot(BaseModel):
-    """Everything needed to resume an engine: document, idempotency window, DR chain head."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    document: dict[str, Any]
-    idem: list[IdemEntry] = Field(default_factory=list)
-    dr_head: str | None = None
-    config: EngineConfig = Field(default_factory=EngineConfig)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _recorded_before(cls, data: Any) -> Any:
-        # A config read from a serialized snapshot (a dict) keeps the rules it was recorded with.
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            missing = {k: v for k, v in RULES_BEFORE.items() if k not in data["config"]}
-            if missing:
-                return {**data, "config": {**missing, **data["config"]}}
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +63,8 @@ class Engine:
         self.chart = chart
         self.config = snapshot.config
         self.document: dict[str, Any] = snapshot.document
-        self.head_hash = content_hash(self.document)
+        raw = canonical_json(self.document)
+        self.head_hash, self.head_bytes = hash_of(raw), len(raw)
         self.dr_head = snapshot.dr_head
         self._idem: OrderedDict[str, IdemEntry] = OrderedDict((e.idem_key, e) for e in snapshot.idem)
         self._initials = {name: m.initial for name, m in chart.machines.items()}
@@ -171,20 +118,41 @@ class Engine:
         if not verify_signature(request, proposal):
             raise ProposalError("bad_signature", "signature does not verify over the body as sent")
         role = self._role(proposal.signer, t)
-        validate_inputs(t.spec, proposal.inputs, election_epoch=self.config.election_epoch)
+        limits = self.config.state_limits
+        validate_inputs(
+            t.spec,
+            proposal.inputs,
+            election_epoch=self.config.election_epoch,
+            copied_bytes=COPIED_BYTES if limits else None,
+        )
         if t.name == ROTATE:
             check_rotation_inputs(proposal.inputs)
-        if not inputs_hash_matches(proposal):
+        inputs_raw = canonical_json(proposal.inputs)
+        if hash_of(inputs_raw) != proposal.inputs_hash:
             raise ProposalError("inputs_hash_mismatch", "inputs_hash is not the hash of inputs")
         dup = self._duplicate(proposal)
         if dup is not None:
             return dup
         self._check_head(proposal, t, now_ms)
         if t.name == ROTATE:
-            check_rotation(self.document, proposal.signer, proposal.inputs)
+            check_rotation(self.document, proposal.signer, proposal.inputs, MAX_IDENTITIES if limits else None)
+        if limits and needs_trial(self.head_bytes, len(inputs_raw)):
+            self._within_budget(reduce(self.chart, self.document, t, self._step(proposal)))
         return Admitted(
             proposal=proposal, transition=t, role=role, head_hash=self.head_hash, gateway_token=request.gateway_token
         )
+
+    def _step(self, p: Proposal) -> Step:
+        limits = self.config.state_limits
+        return Step(p.signer, p.idem_key, p.hlc, p.window_id, p.inputs, self.config.grace_ms, self._initials, limits)
+
+    def _within_budget(self, new: dict[str, Any]) -> tuple[str, int]:
+        """The new document's hash and size; ProposalError when it would pass the budget (see limits.py)."""
+        raw = canonical_json(new)
+        problem = budget_problem(len(raw), self.head_bytes)
+        if problem is not None:
+            raise ProposalError("invalid_transition", problem)
+        return hash_of(raw), len(raw)
 
     def _role(self, signer: str, t: Transition) -> str:
         for identity in self.document["boot"]["identities"]:
@@ -274,9 +242,10 @@ class Engine:
             self._role(p.signer, t)  # a rotation may have removed the signer since
             self._check_head(p, t, now_ms)
             if t.name == ROTATE:
-                check_rotation(self.document, p.signer, p.inputs)
+                cap = MAX_IDENTITIES if self.config.state_limits else None
+                check_rotation(self.document, p.signer, p.inputs, cap)
         self._check_outcomes(t, outcomes)
-        step = Step(p.signer, p.idem_key, p.hlc, p.window_id, p.inputs, self.config.grace_ms, self._initials)
+        step = self._step(p)
         return self._commit(t, step, p.inputs_hash, p.evidence, outcomes, admitted.role, admitted.gateway_token)
 
     @staticmethod
@@ -299,7 +268,8 @@ class Engine:
         last = HLC.parse(self.document["hlc_last"]) if self.document["hlc_last"] else HLC(0, 0)
         hlc = HLC(now_ms, 0) if now_ms > last.wall_ms else HLC(last.wall_ms, last.counter + 1)
         idem_key = f"{SYSTEM_IDEM_PREFIX}{name}:{self.index + 1}"  # callers cannot use this prefix
-        step = Step(SYSTEM_SIGNER, idem_key, hlc.format(), None, inputs, self.config.grace_ms, self._initials)
+        limits = self.config.state_limits
+        step = Step(SYSTEM_SIGNER, idem_key, hlc.format(), None, inputs, self.config.grace_ms, self._initials, limits)
         return self._commit(t, step, content_hash(inputs), [], [], "system")
 
     def _commit(
@@ -314,7 +284,11 @@ class Engine:
     ) -> tuple[Accepted, dict[str, Any]]:
         pre_hash = self.head_hash
         new = reduce(self.chart, self.document, t, step)
-        post_hash = content_hash(new)
+        if self.config.state_limits and step.signer != SYSTEM_SIGNER:
+            post_hash, post_bytes = self._within_budget(new)
+        else:  # SWOOSH's own transitions are exempt: each adds a bounded amount (a quarantine's rationale)
+            raw = canonical_json(new)
+            post_hash, post_bytes = hash_of(raw), len(raw)
         index = int(new["meta"]["index"])
         guards = [o.as_json() for o in outcomes]
         record = seal(
@@ -342,6 +316,7 @@ class Engine:
             }
         )
         self.document, self.head_hash, self.dr_head = new, post_hash, record["dr_hash"]
+        self.head_bytes = post_bytes
         self._remember(
             IdemEntry(
                 idem_key=step.idem_key,
@@ -396,3 +371,15 @@ def _justification(
     if not outcomes:
         parts.append("no guards")
     return ". ".join(parts)
+
+
+__all__ = [
+    "ADOPTED_AT_SNAPSHOT",
+    "ESCAPES_QUARANTINE",
+    "RULES_BEFORE",
+    "Admitted",
+    "Engine",
+    "EngineConfig",
+    "EngineSnapshot",
+    "new_engine_config",
+]

@@ -78,7 +78,9 @@ def role_of(identities: Iterable[dict[str, Any]], signer: str, roles: Iterable[s
     return None
 
 
-def rotated(identities: list[dict[str, Any]], add: list[dict[str, Any]], remove: list[str]) -> list[dict[str, Any]]:
+def rotated(
+    identities: list[dict[str, Any]], add: list[dict[str, Any]], remove: list[str], cap: int | None = None
+) -> list[dict[str, Any]]:
     """The identities after the rotation (sorted by id); raise invalid_transition when it cannot apply."""
     by_id = {i["id"]: i for i in identities}
     unknown = sorted(set(remove) - set(by_id))
@@ -89,6 +91,8 @@ def rotated(identities: list[dict[str, Any]], add: list[dict[str, Any]], remove:
     for a in normal_add(add):
         by_id[a["id"]] = a
     out = [by_id[k] for k in sorted(by_id)]
+    if cap is not None and len(out) > cap:
+        raise ProposalError("invalid_transition", f"{ROTATE} would leave {len(out)} identities (at most {cap})")
     if not operators(out):
         raise ProposalError("invalid_transition", f"{ROTATE} would leave the project without an operator")
     return out
@@ -108,12 +112,12 @@ def check_rotation_inputs(inputs: dict[str, Any]) -> None:
         raise ProposalError("schema", f"{ROTATE}: both added and removed: {', '.join(both)}")
 
 
-def check_rotation(document: dict[str, Any], proposer: str, inputs: dict[str, Any]) -> None:
+def check_rotation(document: dict[str, Any], proposer: str, inputs: dict[str, Any], cap: int | None = None) -> None:
     """A rotation's rules against the project now (inputs already checked); raise ProposalError."""
     add: list[dict[str, Any]] = list(inputs.get("add") or [])
     remove: list[str] = list(inputs.get("remove") or [])
     current = list(document["boot"]["identities"])
-    after = rotated(current, add, remove)
+    after = rotated(current, add, remove, cap)
     if after == current:
         raise ProposalError("invalid_transition", f"{ROTATE} changes nothing: the identities would stay as they are")
     _check_approvals(document, proposer, add, remove, list(inputs.get("approvals") or []))

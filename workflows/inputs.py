@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from swoosh.workflows.canonical import is_hash
+from swoosh.workflows.canonical import canonical_json, is_hash
 from swoosh.workflows.crypto import SIGNER_RE, public_key_of
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.statechart import InputField, Role, TransitionSpec
@@ -117,10 +117,17 @@ def _check(field: InputField, v: Any, election_epoch: bool = False) -> str | Non
     return None
 
 
-def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any], *, election_epoch: bool = False) -> None:
+COPIED_TYPES = ("text_list", "pins")  # the list and object inputs transitions copy into the document
+
+
+def validate_inputs(
+    spec: TransitionSpec, inputs: dict[str, Any], *, election_epoch: bool = False, copied_bytes: int | None = None
+) -> None:
     """Raise ProposalError('schema') naming the first input that does not fit the declared schema.
 
-    `election_epoch`: votes name the election epoch they are cast in (the project's rule; see `EngineConfig`).
+    The project's rules (see `EngineConfig`): `election_epoch`, votes name the election they are cast
+    in; `copied_bytes`, the most canonical JSON a list or object input may have (it is copied into
+    the state document).
     """
     unknown = sorted(set(inputs) - set(spec.inputs))
     if unknown:
@@ -133,3 +140,11 @@ def validate_inputs(spec: TransitionSpec, inputs: dict[str, Any], *, election_ep
         err = _check(field, inputs[name], election_epoch)
         if err:
             raise ProposalError("schema", f"inputs.{name} {err}")
+        if copied_bytes is not None and field.type in COPIED_TYPES:
+            size = len(canonical_json(inputs[name]))
+            if size > copied_bytes:
+                raise ProposalError(
+                    "schema",
+                    f"inputs.{name} is {size} bytes of JSON; what is copied into the state document "
+                    f"is at most {copied_bytes}",
+                )

@@ -15,6 +15,7 @@ from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.hlc import HLC
 from swoosh.workflows.identities import rotated
+from swoosh.workflows.limits import INDEX_VERSIONS_KEPT, MAX_IDENTITIES
 from swoosh.workflows.statechart import REGION_MACHINES, STAY, Effect, Statechart, Transition
 
 
@@ -29,6 +30,7 @@ class Step:
     inputs: dict[str, Any]
     grace_ms: int
     initials: dict[str, str]  # each machine's initial state, from the statechart
+    limits: bool = False  # the project's state limits (EngineConfig.state_limits, see limits.py)
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
@@ -142,7 +144,7 @@ _OP_SECTIONS: dict[str, tuple[str, ...]] = {
     "record_approvals": ("execution",),
     "next_cycle": ("execution",),
     "start_grace": ("control",),
-    "rotate_identities": ("boot",),
+    "rotate_identities": ("boot", "council"),
 }
 _WRITES: dict[tuple[int, str], frozenset[str]] = {}
 
@@ -215,6 +217,8 @@ def _pin_index(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, pre
     pin = {"content_hash": s.inputs["content_hash"], "version": version}
     ing["pinned"] = pin
     ing["versions"].append(dict(pin))
+    if s.limits and len(ing["versions"]) > INDEX_VERSIONS_KEPT:
+        del ing["versions"][:-INDEX_VERSIONS_KEPT]  # the newest ones: what a rollback can go back to
 
 
 def _rollback_index(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, pre_top: str) -> None:
@@ -278,7 +282,13 @@ def _start_grace(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, p
 
 def _rotate_identities(new: dict[str, Any], old: dict[str, Any], e: Effect, s: Step, pre_top: str) -> None:
     add, remove = list(s.inputs.get("add") or []), list(s.inputs.get("remove") or [])
-    new["boot"]["identities"] = rotated(list(old["boot"]["identities"]), add, remove)
+    cap = MAX_IDENTITIES if s.limits else None
+    new["boot"]["identities"] = identities = rotated(list(old["boot"]["identities"]), add, remove, cap)
+    if s.limits:  # an identity rotated out needs no ejection to stay out; the list stays bounded
+        ids = {i["id"] for i in identities}
+        ejected = old["council"]["ejected"]
+        if any(e not in ids for e in ejected):
+            new["council"] = {**old["council"], "ejected": [e for e in ejected if e in ids]}
 
 
 _EFFECTS: dict[str, EffectFn] = {

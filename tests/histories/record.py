@@ -290,6 +290,25 @@ async def election(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await d.step("Council_QuorumCert")
 
 
+async def inbox(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A signal larger than the inbox is refused (rejection log, nothing queued); a small one is applied."""
+    project = d.factory.project_id
+    await d.step("Boot_ConfigOk")
+    assert d.head is not None
+    items = [f"git://example/{i}/".ljust(3900, "x") for i in range(34)]  # about 134 KB: over the 128 KiB inbox
+    huge = d.factory.body("Ingestion_SourcesResolved", d.head, {"sources": items})
+    await signal_proposal(client, project, ProposalRequest(body=huge))
+    for _ in range(100):
+        if await read_rejections(client, project):
+            break
+        await asyncio.sleep(0.1)
+    await signal_proposal(client, project, ProposalRequest(body=d.factory.body("Boot_Licensed", d.head, {})))
+    for _ in range(100):
+        if (await read_state(client, project)).index == 2:
+            break
+        await asyncio.sleep(0.1)
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -307,6 +326,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "rotation": (rotation, LifecycleSettings()),
     "adopt": (adopt, LifecycleSettings(snapshot_every=3)),
     "election": (election, LifecycleSettings()),
+    "inbox": (inbox, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.

@@ -18,6 +18,7 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_ADOPT_RULES,
     PATCH_DELIVERY_CHECKED,
     PATCH_GUARD_CONTAINMENT,
+    PATCH_INBOX_BYTES,
     PATCH_RECEIPTS,
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
@@ -36,7 +37,7 @@ def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
-    assert {"containment", "guard-failure-legacy", "rotation", "adopt", "election"} <= names
+    assert {"containment", "guard-failure-legacy", "rotation", "adopt", "election", "inbox"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -237,6 +238,22 @@ def test_an_old_certificate_after_an_ejection_is_refused_in_the_committed_histor
     assert facts.update_failures == 1
     votes = [v for reqs in facts.proposals.values() for r in reqs for v in r.body.get("inputs", {}).get("votes", [])]
     assert votes and all("epoch" in v for v in votes)
+
+
+def test_a_signal_larger_than_the_inbox_was_refused_and_the_next_one_applied() -> None:
+    [run] = load_history_file(Path(__file__).parent / "inbox-run0.json")
+    facts = run_facts(run)
+    assert PATCH_INBOX_BYTES in _patches(_events("inbox-run0.json"))
+    assert sorted((i, r["transition"]) for i, r in facts.records.items()) == [
+        (1, "Boot_ConfigOk"),
+        (2, "Boot_Licensed"),
+    ]
+
+
+def test_histories_from_before_the_inbox_bound_have_no_marker() -> None:
+    for path in HISTORIES:
+        if path.name.split("-run")[0] in (*BEFORE_CHECKED_ACKS, "refusals", "backlinks", "dryrun"):
+            assert PATCH_INBOX_BYTES not in _patches(json.loads(path.read_text())["events"]), path.name
 
 
 def test_histories_from_before_adoption_continue_as_new_without_it() -> None:

@@ -39,6 +39,8 @@ CORE = tuple(
         "inputs",
         "reducer",
         "engine",
+        "engine_config",
+        "limits",
         "answers",
         "decision",
         "errors",
@@ -46,6 +48,8 @@ CORE = tuple(
         "lifecycle.outbox",
         "lifecycle.fence",
         "lifecycle.views",
+        "lifecycle.inbox",
+        "lifecycle.dryrun",
     )
 )
 # OpenTelemetry's API holds process-wide state (the tracer provider, the context variable): workflow

@@ -16,6 +16,7 @@ PATCH_RECORD_BYTES = "decision-record-byte-limits"
 PATCH_DELIVERY_CHECKED = "decision-delivery-checked"
 PATCH_RECEIPTS = "snapshot-receipts"
 PATCH_TERMINATED_COMPLETES = "terminated-completes"
+PATCH_INBOX_BYTES = "signal-inbox-bytes"
 # Asked where it matters, not at the start: when the guard activity has failed for a Signal-path
 # proposal. Runs recorded before it failed the whole workflow there, and replay them so.
 PATCH_GUARD_CONTAINMENT = "guard-failure-contained"

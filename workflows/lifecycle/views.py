@@ -12,7 +12,6 @@ from swoosh.workflows.engine import Engine
 from swoosh.workflows.errors import REASON_CHARS
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.messages import (
-    UNAVAILABLE_LOG_ERROR,
     DeliveryRefusal,
     HeadView,
     HealthView,
@@ -111,13 +110,14 @@ def rejection_entry(req: ProposalRequest, rejected: Rejected, at_index: int) -> 
     )
 
 
-def unavailable_entry(req: ProposalRequest, reason: str, at_index: int) -> RejectionLogEntry:
-    """A Signal-path proposal left undecided because its guards could not be evaluated."""
+def log_entry(req: ProposalRequest, error: str, reason: str, at_index: int) -> RejectionLogEntry:
+    """A Signal-path proposal refused or left undecided for a reason of SWOOSH's own (`error` outside
+    the contract's codes: `unavailable`, its guards could not be evaluated; `inbox_full`)."""
     body = req.body if isinstance(req.body, dict) else {}
     return RejectionLogEntry(
         idem_key=clip(body.get("idem_key") or req.header_fields.get("idem_key"), REJECTION_IDEM_KEY_CHARS),
         transition=clip(body.get("transition"), REJECTION_TRANSITION_CHARS),
-        error=UNAVAILABLE_LOG_ERROR,
+        error=error,
         reason=clip(reason, REJECTION_REASON_CHARS) or "",
         failing_guard=None,
         at_index=at_index,

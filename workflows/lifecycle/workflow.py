@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from swoosh.workflows.errors import ProposalError
     from swoosh.workflows.lifecycle import views
     from swoosh.workflows.lifecycle.delivery import DeliveryPump, PumpState
+    from swoosh.workflows.lifecycle.dryrun import dry_apply, dry_verdict
     from swoosh.workflows.lifecycle.fence import TaskFence, TaskKey
     from swoosh.workflows.lifecycle.guarding import (
         GuardsUnavailable,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         retry_later,
         unavailable,
     )
+    from swoosh.workflows.lifecycle.inbox import INBOX_FULL, Inbox
     from swoosh.workflows.lifecycle.observe import ROOT, Observer
     from swoosh.workflows.lifecycle.outbox import Outbox
     from swoosh.workflows.lifecycle.receipts import ReceiptBook
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         PATCH_ADOPT_RULES,
         PATCH_DELIVERY_CHECKED,
         PATCH_GUARD_CONTAINMENT,
+        PATCH_INBOX_BYTES,
         PATCH_RECEIPTS,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         QUARANTINE_RATIONALE_CHARS,
     )
     from swoosh.workflows.lifecycle.visibility import details
+    from swoosh.workflows.limits import INBOX_BYTES
     from swoosh.workflows.messages import (
         DRY_RUN_ANSWER_TYPE,
         QUERY_ANSWER,
@@ -66,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_STATE,
         SIGNAL_PROPOSE,
         SIGNAL_SNAPSHOT,
+        UNAVAILABLE_LOG_ERROR,
         WORKFLOW_NAME,
         AnswerView,
         DecisionsPage,
@@ -89,9 +94,8 @@ class ProjectLifecycle:
         validate_document(inp.snapshot.document)  # a malformed snapshot fails here, loudly, not later
         self.engine = Engine(CHART, inp.snapshot)
         self.lock = asyncio.Lock()
-        self.inbox: list[ProposalRequest] = list(inp.inbox)
         # The trace each queued signal arrived with (in memory only: signals from a snapshot start new traces).
-        self.inbox_traces: list[Context | None] = [None] * len(self.inbox)
+        self.inbox_traces: list[Context | None] = [None] * len(inp.inbox)
         self.rejections = views.rejection_log(inp.rejections, self.settings.rejection_log)
         self.snapshot_index = inp.snapshot_index
         self.snapshot_hlc = inp.snapshot_hlc
@@ -111,6 +115,8 @@ class ProjectLifecycle:
         # Runs recorded before snapshot receipts existed make none (and so deliver none).
         self.receipts = ReceiptBook(inp.receipts, inp.receipts_stored, enabled=workflow.patched(PATCH_RECEIPTS))
         self.completes = workflow.patched(PATCH_TERMINATED_COMPLETES)
+        # Runs recorded before the inbox had a byte limit queue every signal.
+        self.inbox = Inbox(inp.inbox, INBOX_BYTES if workflow.patched(PATCH_INBOX_BYTES) else None)
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
         # Spans, log lines and metrics: emitted once, never while replaying; no commands.
         self.observer = Observer(CHART, self.engine.project_id, inp.entered)
@@ -154,7 +160,7 @@ class ProjectLifecycle:
             self.resumed()
             await self._fire_timers()
             while self.inbox and not self._snapshot_due():
-                await self._process_signal(self.inbox.pop(0), self.inbox_traces.pop(0))
+                await self._process_signal(self.inbox.pop(), self.inbox_traces.pop(0))
             if self._snapshot_due():
                 self.draining = True
                 # Continue-as-new only from here, after every handler finished (never from a handler),
@@ -230,7 +236,7 @@ class ProjectLifecycle:
             settings=self.settings,
             undelivered=self.outbox.undelivered,
             retained=list(self.outbox.retained),
-            inbox=self.inbox,
+            inbox=self.inbox.items,
             rejections=list(self.rejections),
             snapshot_index=self.engine.index,
             snapshot_hlc=self.engine.document["hlc_last"],
@@ -299,57 +305,35 @@ class ProjectLifecycle:
         self.fence.observe(self._task_key())
         self.dry_runs += 1
         async with self.lock:  # the same head and the same facts a real send would be decided on
-            verdict = self._dry_verdict(req)
+            verdict = dry_verdict(self.engine, req, self._now_ms())
             if isinstance(verdict, DryRunAnswer):
                 return verdict
             try:
                 outcomes = await evaluate_guards(self.engine, verdict, self.settings.guard_timeout_ms, self._now_ms())
             except GuardsUnavailable as err:
                 raise unavailable(err.reason) from None
-            return self._dry_apply(verdict, outcomes)
+            return dry_apply(self.engine, verdict, outcomes, self._now_ms())
 
     @dry_run.validator
     def validate_dry_run(self, req: ProposalRequest) -> None:
         """Answer here, writing nothing, whenever no guard has to run."""
         if self.fence.fenced(self._task_key()):
             raise retry_later("the project is busy recovering a workflow task; resend the same proposal")
-        verdict = self._dry_verdict(req)
+        verdict = dry_verdict(self.engine, req, self._now_ms())
         if isinstance(verdict, Admitted) and verdict.transition.spec.guards:
             return  # accepted as an Update: the handler runs the guards
-        answer = verdict if isinstance(verdict, DryRunAnswer) else self._dry_apply(verdict, [])
+        answer = verdict if isinstance(verdict, DryRunAnswer) else dry_apply(self.engine, verdict, [], self._now_ms())
         raise ApplicationError(
             "dry run answered", answer.model_dump(mode="json"), type=DRY_RUN_ANSWER_TYPE, non_retryable=True
         )
 
-    def _dry_verdict(self, req: ProposalRequest) -> DryRunAnswer | Admitted:
-        """Admission and the built-in secret scan, as `_decide` does them, without acting on either."""
-        head = self.engine.head_hash
-        try:
-            admitted = self.engine.admit(req, self._now_ms())
-        except ProposalError as err:
-            return DryRunAnswer.would_reject(Rejected.of(err, head))
-        if isinstance(admitted, Accepted):
-            return DryRunAnswer.would_accept(admitted, head)
-        breaches = scan(self.engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
-        if breaches:
-            outcome = failed("policy", *(f"breach: {b}" for b in breaches))
-            reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
-            breach = ProposalError("guard_failed", reason, failing_guard="policy")
-            return DryRunAnswer.would_reject(Rejected.of(breach, head, [result_of(outcome)]))
-        return admitted
-
-    def _dry_apply(self, admitted: Admitted, outcomes: list[GuardOutcome]) -> DryRunAnswer:
-        head = self.engine.head_hash
-        try:
-            answer, _ = self.engine.trial().apply(admitted, outcomes, self._now_ms())
-        except ProposalError as err:
-            return DryRunAnswer.would_reject(Rejected.of(err, head, [result_of(o) for o in outcomes]))
-        return DryRunAnswer.would_accept(answer, head)
-
     @workflow.signal(name=SIGNAL_PROPOSE)
     def propose(self, req: ProposalRequest) -> None:
         """Fire-and-forget path: queued, decided by the run loop; rejections go to the rejection log."""
-        self.inbox.append(req)
+        refused = self.inbox.offer(req)
+        if refused is not None:
+            self.rejections.append(views.log_entry(req, INBOX_FULL, refused, self.engine.index))
+            return
         caller = trace.get_current_span().get_span_context()
         self.inbox_traces.append(trace.set_span_in_context(trace.NonRecordingSpan(caller)) if caller.is_valid else None)
 
@@ -365,7 +349,7 @@ class ProjectLifecycle:
             except GuardsUnavailable as err:
                 if not workflow.patched(PATCH_GUARD_CONTAINMENT):
                     raise err.failure from None  # recorded before: the workflow failed here
-                self.rejections.append(views.unavailable_entry(req, err.reason, self.engine.index))
+                self.rejections.append(views.log_entry(req, UNAVAILABLE_LOG_ERROR, err.reason, self.engine.index))
                 return
         if isinstance(answer, Rejected):
             self.rejections.append(views.rejection_entry(req, answer, self.engine.index))

@@ -1,0 +1,46 @@
+"""Dry runs, decided on the engine without changing it (pure: no Temporal import).
+
+`dry_verdict` does what the workflow's `_decide` does before the guards (admission, the built-in
+secret scan) without acting on either; `dry_apply` applies on a trial copy of the engine.
+"""
+
+from __future__ import annotations
+
+from swoosh.guards.outcome import GuardOutcome, failed
+from swoosh.guards.policy import scan
+from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, Rejected
+from swoosh.workflows.engine import Admitted, Engine
+from swoosh.workflows.errors import ProposalError
+from swoosh.workflows.proposal import ProposalRequest
+
+
+def _result(o: GuardOutcome) -> GuardResult:
+    return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
+
+
+def dry_verdict(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnswer | Admitted:
+    """The answer when no guard has to run, else the admitted proposal."""
+    head = engine.head_hash
+    try:
+        admitted = engine.admit(req, now_ms)
+    except ProposalError as err:
+        return DryRunAnswer.would_reject(Rejected.of(err, head))
+    if isinstance(admitted, Accepted):
+        return DryRunAnswer.would_accept(admitted, head)
+    breaches = scan(engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
+    if breaches:
+        outcome = failed("policy", *(f"breach: {b}" for b in breaches))
+        reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
+        breach = ProposalError("guard_failed", reason, failing_guard="policy")
+        return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))
+    return admitted
+
+
+def dry_apply(engine: Engine, admitted: Admitted, outcomes: list[GuardOutcome], now_ms: int) -> DryRunAnswer:
+    """The answer a real send would get with these guard outcomes, applied on a trial copy."""
+    head = engine.head_hash
+    try:
+        answer, _ = engine.trial().apply(admitted, outcomes, now_ms)
+    except ProposalError as err:
+        return DryRunAnswer.would_reject(Rejected.of(err, head, [_result(o) for o in outcomes]))
+    return DryRunAnswer.would_accept(answer, head)
