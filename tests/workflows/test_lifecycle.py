@@ -241,10 +241,11 @@ async def test_lifecycle_signal_path_applies_and_logs_rejections(
 async def test_lifecycle_signal_rejections_are_logged_with_bounded_text(
     tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
 ) -> None:
-    """A rejection quoting a caller's 200 KB field would otherwise ride in every snapshot."""
+    """A rejection quoting a caller's 60 KB field would otherwise ride in every snapshot."""
     await _driver(tsenv, task_queue, signers, factory, facts)
     head = (await read_head(tsenv.client, factory.project_id)).hash
-    huge = {**factory.body("Boot_ConfigOk", head, {}), "hlc": "x" * 200_000, "transition": "T" * 100_000}
+    # Within the inbox's 128 KiB (a larger signal is refused as inbox_full before it is read at all).
+    huge = {**factory.body("Boot_ConfigOk", head, {}), "hlc": "x" * 60_000, "transition": "T" * 40_000}
     await signal_proposal(tsenv.client, factory.project_id, ProposalRequest(body=huge))
 
     async def processed() -> bool:
