@@ -13,6 +13,7 @@ from typing import Literal, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from swoosh.guards.facts import PolicyRuleSpec
+from swoosh.guards.policy import compile_custom
 from swoosh.workflows.crypto import public_key_of
 
 BUILTIN_RULE_IDS = ("pem-private-key", "bearer-token", "api-key")
@@ -165,8 +166,8 @@ class ShhhSettings(ProviderSettings):
                 raise ValueError(f"{where}: id is used twice or by a built-in rule")
             seen.add(rule.id)
             try:
-                compiled = re.compile(rule.pattern)
-            except re.error as err:
+                compiled = compile_custom(rule.pattern)  # RE2: linear time whatever the pattern
+            except ValueError as err:
                 raise ValueError(f"{where}: invalid regex {rule.pattern!r}: {err}") from None
             if compiled.search("") is not None:
                 raise ValueError(f"{where}: pattern matches the empty string, so it would flag every value")

@@ -2,13 +2,17 @@
 
 The same rules redact decision records and logs. Breach reasons name the rule and the place,
 never the matched text, so a breach report cannot itself leak the secret.
+
+Operators' custom rules run on RE2 (`google-re2`): linear in the text whatever the pattern, so a
+badly written rule (`(a+)+$`) cannot stall a worker on a caller's megabyte of input. The built-in
+rules are SWOOSH's own (reviewed, and applied in workflow code, which keeps Python's `re`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from swoosh.guards.context import GuardContext
 from swoosh.guards.facts import Facts, PolicyRuleSpec
@@ -72,9 +76,38 @@ def builtin_rules(version: int) -> tuple[PolicyRuleSpec, ...]:
     return BUILTIN_RULE_VERSIONS[version]
 
 
+class _Matcher(Protocol):
+    def search(self, text: str) -> object: ...
+
+    def sub(self, repl: str, text: str) -> str: ...
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def _builtin(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+@functools.lru_cache(maxsize=256)
+def compile_custom(pattern: str) -> _Matcher:
+    """An operator's pattern on RE2; raise ValueError naming why RE2 refuses it (e.g. a backreference)."""
+    import re2  # type: ignore[import-untyped]  # imported where custom rules run: never in workflow code
+
+    options = re2.Options()
+    options.log_errors = False  # the error is raised; RE2 need not also print it
+    try:
+        return re2.compile(pattern, options)  # type: ignore[no-any-return]
+    except re2.error as err:
+        detail = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise ValueError(f"not an RE2 pattern ({detail}); RE2 has no backreferences or lookaround") from None
+
+
+_BUILTIN_OBJECTS = frozenset(id(r) for rules in BUILTIN_RULE_VERSIONS.values() for r in rules)
+
+
+def _compiled(rule: PolicyRuleSpec) -> _Matcher:
+    # By identity: the built-in rules (every version) are these very objects wherever they are in force
+    # (cheap: the workflow's hot path), and they never reach RE2.
+    return _builtin(rule.pattern) if id(rule) in _BUILTIN_OBJECTS else compile_custom(rule.pattern)
 
 
 def rules_in_force(facts: Facts) -> tuple[PolicyRuleSpec, ...]:
@@ -103,7 +136,7 @@ def scan(rules: tuple[PolicyRuleSpec, ...], inputs: dict[str, Any], evidence: li
     breaches = []
     for path, text in _strings(inputs, "inputs") + _strings(list(evidence), "evidence"):
         for rule in rules:
-            if _compiled(rule.pattern).search(text):
+            if _compiled(rule).search(text):
                 breaches.append(f"{rule.id} ({rule.severity}) at {path}")
     return breaches
 
@@ -112,7 +145,7 @@ def redact(value: Any, rules: tuple[PolicyRuleSpec, ...] = BUILTIN_RULES) -> Any
     """A copy of `value` with every rule match replaced by [REDACTED]."""
     if isinstance(value, str):
         for rule in rules:
-            value = _compiled(rule.pattern).sub(REDACTED, value)
+            value = _compiled(rule).sub(REDACTED, value)
         return value
     if isinstance(value, dict):
         return {k: redact(v, rules) for k, v in value.items()}
