@@ -167,6 +167,7 @@ def build_server(
             max_in_flight=api.max_in_flight, max_waiting=api.max_waiting, max_wait_s=api.max_wait_ms / 1000
         ),
         migration=settings.migration,
+        max_projects=api.max_projects,
     )
     config = uvicorn.Config(
         app,
@@ -177,6 +178,7 @@ def build_server(
         http="httptools",  # a dependency: the C parser costs less per request than h11
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        limit_concurrency=api.limit_concurrency,  # beyond it uvicorn answers 503 instead of taking more
     )
     return Server(config)
 

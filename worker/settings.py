@@ -89,6 +89,12 @@ class ApiSettings(_Section):
     # Prometheus endpoint for the Temporal SDK's metrics of the API's client; empty = none (the API's
     # own metrics are on its /metrics either way).
     sdk_metrics_bind: str = Field(default="", pattern=r"^(\S+:\d{1,5})?$")
+    # uvicorn answers 503 once this many connections (or requests in progress) are open: a flood of
+    # connections costs the API process memory and file descriptors, never more.
+    limit_concurrency: int = Field(default=1024, ge=2, le=100_000)
+    # Running projects at most (PUT of a new one beyond: 409 project_quota); counted with Temporal's
+    # visibility, exact within one API replica (api/server/quota.py says what several replicas mean).
+    max_projects: int = Field(default=10_000, ge=1)
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPage
 from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.migration import MigrationService, MigrationSettings
+from swoosh.api.server.quota import ProjectQuota
 from swoosh.api.server.router import MigrationRouter
 from swoosh.api.server.routes import router
 from swoosh.api.server.signing import GatewayKeys, SigningGateway
@@ -61,6 +62,7 @@ def create_app(
     tracing: bool | None = None,
     migration: MigrationSettings | None = None,
     gateway_keys: GatewayKeys | None = None,
+    max_projects: int | None = None,
 ) -> SwooshAPI:
     """Build the API.
 
@@ -82,6 +84,8 @@ def create_app(
         migration: the migration settings (mode a new control workflow starts with, the legacy
             system's URL and token, the state mapping); None = defaults (mode off).
         gateway_keys: private keys of the gateway identities tokens may be bound to (signing gateway).
+        max_projects: at most this many running projects (`PUT` of a new one beyond: 409
+            `project_quota`); None = no quota. See `quota.py` for what it means with several replicas.
     """
     if not is_project_id(default_project):
         raise ValueError(f"default project id {default_project!r}: {PROJECT_ID_RULE}")
@@ -98,6 +102,7 @@ def create_app(
         query_timeout_s=query_timeout_s,
         decision_store=decision_store,
         windows=windows,
+        quota=ProjectQuota(max_projects),
     )
     gateway.signing = SigningGateway(gateway_keys or GatewayKeys())
     migration_settings = migration or MigrationSettings()

@@ -39,6 +39,7 @@ from swoosh.api.server.problems import (
     UnavailableProblem,
     translate,
 )
+from swoosh.api.server.quota import ProjectQuota
 from swoosh.api.server.signing import Delegation, LegacyProposal, SigningGateway, is_legacy_body
 from swoosh.api.server.tokens import ANONYMOUS, Principal, required_scope
 from swoosh.api.server.tracing import annotate
@@ -256,6 +257,7 @@ class Gateway:
     exhausted_retries: int = 3
     decision_store: DecisionPages | None = None  # None: only the records the workflow still holds
     windows: WindowSource | None = None  # None: this API cannot tell callers about BACKBEAT windows
+    quota: ProjectQuota = field(default_factory=lambda: ProjectQuota(None))
     past: PastStates = field(default_factory=PastStates)
     past_timeout_s: float = 120.0  # rebuilding an old state may read a few megabytes of history
     signing: SigningGateway | None = None  # legacy bodies of tokens bound to a gateway identity
@@ -315,13 +317,15 @@ class Gateway:
         if status is not None:
             raise ClosedProblem(str(ProjectClosed(project_id, status.name)))
         # Closed since the describe: the id reuse policy refuses, and that is a ClosedProblem too.
-        await self._call(
-            project_id,
-            self.query_timeout_s,
-            lambda c: ensure_project(
-                c, project_id, keyring, self.task_queue, self.engine_config, self.lifecycle_settings
-            ),
-        )
+        async with self.quota.lock:  # this replica's creations one at a time: it never passes the quota
+            await self._call(project_id, self.query_timeout_s, self.quota.check)
+            await self._call(
+                project_id,
+                self.query_timeout_s,
+                lambda c: ensure_project(
+                    c, project_id, keyring, self.task_queue, self.engine_config, self.lifecycle_settings
+                ),
+            )
         return True
 
     # ------------------------------------------------------------------ transitions

@@ -102,6 +102,12 @@ class GuardsUnavailableProblem(UnavailableProblem):
     error = "guards_unavailable"
 
 
+class QuotaProblem(HttpProblem):
+    """PUT of a new project while as many as the quota run already: nothing was started."""
+
+    status, error = 409, "project_quota"
+
+
 class InternalProblem(HttpProblem):
     status, error = 500, "internal"
 

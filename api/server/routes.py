@@ -263,7 +263,11 @@ async def get_health(
     status_code=201,
     responses={
         200: {"model": ProjectCreated, "description": "the project already exists"},
-        409: {"model": Problem, "description": "the project is closed: it is never started again"},
+        409: {
+            "model": Problem,
+            "description": "the project is closed (never started again), or as many projects run as the "
+            "quota allows (project_quota)",
+        },
         **_READ_RESPONSES,
     },
     tags=["projects"],
