@@ -18,7 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from swoosh.workflows.document import phases
-from swoosh.workflows.statechart import Statechart, mermaid
+from swoosh.workflows.statechart import STAY, Statechart, mermaid
 
 # Lanes top to bottom, with the frame each sits in.
 LANES: tuple[tuple[str, str], ...] = (
@@ -88,8 +88,9 @@ def _lane_edges(chart: Statechart, machine: str, names: list[str]) -> list[_Edge
         event = s.name if machine == "top" else s.name.split("_", 1)[1]
         label = event + (f" [{', '.join(s.guards)}]" if s.guards else "")
         sources = [LIVE] if isinstance(s.from_, str) else list(t.sources)
-        target = RETURN if s.to == "return" else s.to
         for src in sources:
+            # `to: stay` (Identity_Rotate): the state does not change, a loop on its source.
+            target = RETURN if s.to == "return" else src if s.to == STAY else s.to
             edges.append(_Edge(pos[src], pos[target], label))
     # Stack arcs between the same span so that neither they nor their labels overlap.
     used: dict[tuple[bool, int, int], int] = defaultdict(int)
