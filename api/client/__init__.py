@@ -13,6 +13,7 @@ from swoosh.api.client._clock import HLCClock
 from swoosh.api.client._devkeys import DevKeyring, dev_keyring, load_signers
 from swoosh.api.client._factory import DEFAULT_ROLES, ProposalFactory, Signers
 from swoosh.api.client._http import AsyncSwooshClient, RetryPolicy, SwooshClient, load_key
+from swoosh.workflows.identities import sign_rotation_approval
 
 __all__ = [
     "DEFAULT_ROLES",
@@ -27,4 +28,5 @@ __all__ = [
     "errors",
     "load_key",
     "load_signers",
+    "sign_rotation_approval",
 ]
