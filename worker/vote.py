@@ -7,7 +7,8 @@
 
 Each vote or approval is signed by one key file (docs/transitions.md says over what). The project's
 state is read from the API first, because what a ballot must name depends on it: the council being
-elected, the elected council's `members_hash` for approvals. The members default to the voters
+elected and its election epoch (a vote counts only in the election it was cast for), the elected
+council's `members_hash` for approvals. The members default to the voters
 themselves. The output goes to `swoosh propose … --inputs @file` or `swoosh sign … --inputs @file`.
 The inputs are built exactly as the test kit builds them (`swoosh.workflows.testing.driver.valid_inputs`).
 """
@@ -22,7 +23,6 @@ from typing import Any
 
 from swoosh.api.client import ProposalFactory, Signers, SwooshClient, load_key
 from swoosh.api.client.errors import SwooshApiError
-from swoosh.guards.council import members_hash
 from swoosh.worker.propose import add_common, bearer_token
 from swoosh.workflows.testing.driver import valid_inputs
 
@@ -53,9 +53,8 @@ def ballots(args: argparse.Namespace, transition: str, members: list[str] | None
         print(f"{prog}: project {args.project} has no elected council yet", file=sys.stderr)
         return 1
     inputs, _ = valid_inputs(factory, transition, doc, 0, 0, args.window_id)
-    if members is not None:
-        h = members_hash(members)
-        inputs = {"members": members, "members_hash": h, "votes": factory.votes(members, args.window_id)}
+    if members is not None:  # votes of this election (its epoch, from the state read), by the eligible keys
+        inputs = factory.quorum_inputs(args.window_id, members, state=doc)
     print(json.dumps(inputs, indent=2))
     return 0
 
