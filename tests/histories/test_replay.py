@@ -182,20 +182,20 @@ def test_histories_from_before_receipts_make_none() -> None:
         assert PATCH_RECEIPTS not in _patches(events), path.name
 
 
-def _events(name: str) -> list[dict]:  # type: ignore[type-arg]
+def _file_events(name: str) -> list[dict]:  # type: ignore[type-arg]
     return json.loads((Path(__file__).parent / name).read_text())["events"]  # type: ignore[no-any-return]
 
 
 def test_history_from_before_containment_failed_the_workflow_on_a_guard_failure() -> None:
     """Recorded by the code before the patch (a Signal whose guard activity failed): it must replay as it was."""
-    events = _events("guard-failure-legacy-run0.json")
+    events = _file_events("guard-failure-legacy-run0.json")
     assert PATCH_GUARD_CONTAINMENT not in _patches(events)
     assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
 
 
 def test_guard_failures_are_contained_in_histories_after_the_patch() -> None:
     """The Update fails "unavailable", the Signal is logged, the run goes on to apply both later."""
-    events = _events("containment-run0.json")
+    events = _file_events("containment-run0.json")
     assert PATCH_GUARD_CONTAINMENT in _patches(events)
     failures = [
         e["workflowExecutionUpdateCompletedEventAttributes"]["outcome"]["failure"]
@@ -225,7 +225,7 @@ def test_a_project_from_before_the_rule_adopts_it_at_its_next_snapshot() -> None
     assert facts.start is not None and facts.next_input is not None
     assert facts.start.snapshot.config.identity_rotation is False
     assert facts.next_input.snapshot.config.identity_rotation is True
-    assert PATCH_ADOPT_RULES in _patches(_events("adopt-run0.json"))
+    assert PATCH_ADOPT_RULES in _patches(_file_events("adopt-run0.json"))
     assert "Identity_Rotate" not in [a.transition for a in facts.answers]
     assert _accepted("adopt-run1.json") == ["Identity_Rotate"]
 
@@ -243,7 +243,7 @@ def test_an_old_certificate_after_an_ejection_is_refused_in_the_committed_histor
 def test_a_signal_larger_than_the_inbox_was_refused_and_the_next_one_applied() -> None:
     [run] = load_history_file(Path(__file__).parent / "inbox-run0.json")
     facts = run_facts(run)
-    assert PATCH_INBOX_BYTES in _patches(_events("inbox-run0.json"))
+    assert PATCH_INBOX_BYTES in _patches(_file_events("inbox-run0.json"))
     assert sorted((i, r["transition"]) for i, r in facts.records.items()) == [
         (1, "Boot_ConfigOk"),
         (2, "Boot_Licensed"),
