@@ -51,7 +51,8 @@ from swoosh.chaos.legacy import state_map
 from swoosh.chaos.simulator import SimHandle, running_simulator
 from swoosh.workflows.crypto import signer_id
 from swoosh.workflows.keyring import Identity, Keyring
-from swoosh.workflows.testing.driver import LIFECYCLE, LOOP, valid_inputs
+from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.testing.driver import LIFECYCLE, LOOP, STATE_DEPENDENT, valid_inputs
 from swoosh.workflows.testing.environment import (
     FakeFacts,
     OpenWindowGuards,
@@ -72,6 +73,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 WINDOW = "backbeat:W-1"
 INGEST_CYCLE = ("Ingestion_SourcesResolved", "Ingestion_BytesOk", "Ingestion_SchemaOk", "Ingestion_CorpusBuilt")
 ENV_CYCLE = ("Environment_Deprovision", "Environment_CapacityOk", "Environment_Installed", "Environment_Green")
+CHART = default_statechart()
 COUNCIL = "council-opportunity"  # the council caller's step sent to the WHOOSH-compatible endpoint
 MAX_REFUSALS = 30  # rejections of one step before a caller gives up (a broken run, not a slow one)
 
@@ -184,6 +186,10 @@ class LegacyCaller:
         self.project_id = ""
         self.version = 0
         self.steps = 0
+        # Region epochs the project has reached by this caller's accepted transitions, whoever decided
+        # them: while SWOOSH applies nothing (bypass) its state lags, and a vote must name the election
+        # epoch SWOOSH will have when it catches up (epoch.council + epoch.execution).
+        self.epochs: Counter[str] = Counter()
         self.last: tuple[str, str, dict[str, Any], dict[str, str]] | None = None  # path, key, body, headers
         self.probe = asyncio.Event()
 
@@ -192,6 +198,7 @@ class LegacyCaller:
         self.project_id = f"r-{self.name}-{uuid.uuid4().hex[:8]}"
         self.factory = ProposalFactory(self.signers, self.project_id, clock=self.clock)
         self.version = 0
+        self.epochs = Counter()
         while True:
             r = await self.http.put(f"/v1/projects/{self.project_id}", headers=self.run.admin_headers)
             if r.status_code in (200, 201):
@@ -249,6 +256,9 @@ class LegacyCaller:
             if final.status == 202:
                 self.last = (path, key, body, headers)
                 self.steps += 1
+                name = "Council_ProfilesLoaded" if transition == COUNCIL else transition
+                if name in CHART.transitions and not final.duplicate:
+                    self.epochs[CHART.transitions[name].spec.epoch] += 1
                 return True
             refusals += 1
             self.run.report.refused += 1
@@ -282,8 +292,10 @@ class LegacyCaller:
                 "metadata": {"rehearsal": True},
             }
             return "/api/v1/opportunities/council", key, body, headers
-        needs_state = transition in ("Execution_AllReady", "Execution_ApprovalsThreshold")
-        doc = await self.state() if needs_state else None
+        doc = await self.state() if transition in STATE_DEPENDENT else None  # the driver's own list
+        if doc is not None:
+            for region in ("council", "execution"):
+                doc["epoch"][region] = max(int(doc["epoch"][region]), self.epochs[region])
         inputs, self.version = valid_inputs(self.factory, transition, doc, self.steps, self.version, WINDOW)
         if transition == "Execution_BeatReviewGate":
             inputs = {"work_evidence": [f"ucxl://agent:dev@{self.project_id}:work/*~{self.steps}/out"]}
