@@ -131,7 +131,7 @@ async def verify(stack: Stack, runs: list[ProjectRun], replicas: int) -> tuple[i
     all_histories = [h for hs in histories_by_project.values() for h in hs]
     t0 = time.monotonic()
     for _ in range(replicas):
-        passes.append(await replica_pass(all_histories))
+        passes.append(await replica_pass(all_histories, client.data_converter))
     replay_s = time.monotonic() - t0
     t0 = time.monotonic()
     boundaries = 0

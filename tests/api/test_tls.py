@@ -64,7 +64,7 @@ def _settings(proxy: TlsProxy, pki: Pki, task_queue: str, *, client_cert: bool) 
 
 @asynccontextmanager
 async def _worker(stack: Stack, settings: TemporalSettings, sink: Path) -> AsyncIterator[Client]:
-    client = await connect(settings, environ={})
+    client = await connect(settings, environ={}, encryption=None)
     async with lifecycle_worker(client, facts=stack.facts, sink_dir=sink, task_queue=settings.task_queue):
         yield client
 
@@ -90,7 +90,7 @@ def _accepts_a_transition(
     try:
 
         async def connect_api() -> Client:
-            return await connect(settings, environ={})
+            return await connect(settings, environ={}, encryption=None)
 
         server = start_api(connect_api, task_queue=settings.task_queue)
         factory = ProposalFactory(stack.signers, f"tls-{uuid.uuid4().hex[:10]}")
@@ -162,7 +162,7 @@ def test_api_behind_a_wrong_ca_is_unready_and_answers_503(
     settings = TemporalSettings(address=proxies["tls"].address, tls_server_ca_cert_path=other_pki.ca)
 
     async def connect_api() -> Client:
-        return await connect(settings, environ={})
+        return await connect(settings, environ={}, encryption=None)
 
     server = start_api(connect_api)
     with httpx.Client(base_url=server.url, timeout=60) as http:
