@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -38,6 +39,8 @@ from swoosh.workflows.lifecycle.client import (
     request_snapshot,
     signal_proposal,
 )
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
@@ -139,6 +142,12 @@ async def refusals(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await d.step("Ingestion_SourcesResolved")
 
 
+async def encrypted(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Recorded with payload encryption (the committed test key `encryption-test.key`), across snapshots."""
+    await d.lifecycle()
+    await d.loop(1)
+
+
 async def backlinks(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     """A project started after CHORUS-grammar backlinks (EngineConfig.ucxl_backlink = chorus)."""
     await d.lifecycle()
@@ -236,11 +245,22 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "receipts": (receipts, LifecycleSettings(snapshot_every=4)),
     "terminated": (terminated, LifecycleSettings()),
     "terminated-open": (terminated_open, LifecycleSettings()),
+    "encrypted": (encrypted, LifecycleSettings(snapshot_every=8)),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.
 # terminated-open: before PATCH_TERMINATED_COMPLETES, a TERMINATED project's run stayed open.
 FROZEN = {"terminated-open"}
+# Scenarios recorded with payload encryption: the key file (committed; a test key, never a real one).
+ENCRYPTED: dict[str, Path] = {"encrypted": HERE / "encryption-test.key"}
+
+
+def encryption_of(key_file: Path) -> EncryptionSettings:
+    """The encryption settings of a committed test key file (one `id=<base64>` per line)."""
+    lines = [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+    return EncryptionSettings(keys=tuple(SecretStr(line) for line in lines))
+
+
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
 
@@ -264,11 +284,15 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
     env = await start_time_skipping()
     stats: dict[str, dict[str, int]] = {}
     try:
-        client = env.client
-        object.__setattr__(client, "_swoosh_sleep", env.sleep)
+        plain = env.client
         for name, (scenario, settings) in SCENARIOS.items():
             if (only and name not in only) or (not only and name in FROZEN):
                 continue
+            client = plain
+            if name in ENCRYPTED:  # same server, every payload encrypted by this client and its worker
+                converter = data_converter(encryption_of(ENCRYPTED[name]))
+                client = Client(plain.service_client, namespace=plain.namespace, data_converter=converter)
+            object.__setattr__(client, "_swoosh_sleep", env.sleep)
             signers = Signers.generate()
             factory = ProposalFactory(signers, f"history-{name}")
             facts = FakeFacts()

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.lifecycle.tuning import (
     PATCH_DELIVERY_CHECKED,
@@ -22,6 +24,7 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_TERMINATED_COMPLETES,
 )
 from swoosh.workflows.receipts import check_records
+from tests.histories.record import ENCRYPTED, encryption_of
 
 # Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
 DOC_RECEIPT_SIGNER = "hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"
@@ -176,11 +179,17 @@ def test_histories_from_before_receipts_make_none() -> None:
         assert PATCH_RECEIPTS not in _patches(events), path.name
 
 
+def _converter(path: Path) -> DataConverter:
+    """Plaintext histories replay with the plain converter; encrypted ones with their committed test key."""
+    scenario = path.name.split("-run")[0]
+    return data_converter(encryption_of(ENCRYPTED[scenario])) if scenario in ENCRYPTED else pydantic_data_converter
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay_history_is_deterministic(path: Path) -> None:
     history = WorkflowHistory.from_json("replay-" + path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+        workflows=[ProjectLifecycle], data_converter=_converter(path), workflow_runner=workflow_runner()
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

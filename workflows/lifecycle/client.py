@@ -127,13 +127,16 @@ async def closed_status(client: Client, project_id: str) -> str | None:
     return None if desc.status in (None, WorkflowExecutionStatus.RUNNING) else desc.status.name
 
 
-def update_id(request: ProposalRequest) -> str:
+def update_id(request: ProposalRequest, client: Client | None = None) -> str:
     """A fresh Temporal update id per call.
 
     The SDK reuses it for its own RPC retries of this call; a caller's resend is a new call and is
     answered by SWOOSH's idem_key dedupe (`duplicate: true`), which, unlike Temporal's update-id
-    dedupe, also survives continue-as-new.
+    dedupe, also survives continue-as-new. The idem key prefixes it for reading the UI, except when
+    payloads are encrypted: an update id is written to history in clear.
     """
+    if client is not None and client.data_converter.payload_codec is not None:
+        return uuid.uuid4().hex
     body = request.body if isinstance(request.body, dict) else {}
     idem = str(body.get("idem_key") or request.header_fields.get("idem_key") or "")[:64]
     return f"{idem}/{uuid.uuid4().hex}"
@@ -185,7 +188,7 @@ async def propose(client: Client, project_id: str, request: ProposalRequest) -> 
     wf = handle(client, project_id)
 
     async def send() -> Accepted:
-        return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request))
+        return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request, client))
 
     try:
         return await _update(send)
@@ -207,7 +210,7 @@ async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> 
     wf = handle(client, project_id)
     for wait in (*TURNED_AWAY_WAITS_S, None):
         try:
-            return await wf.execute_update(ProjectLifecycle.dry_run, request, id=update_id(request))
+            return await wf.execute_update(ProjectLifecycle.dry_run, request, id=update_id(request, client))
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == DRY_RUN_ANSWER_TYPE and cause.details:
@@ -227,7 +230,7 @@ async def propose_with_start(
     async def send() -> Accepted:
         op = WithStartWorkflowOperation(ProjectLifecycle.run, inp, **_start_options(project_id, inp, task_queue))
         return await client.execute_update_with_start_workflow(
-            ProjectLifecycle.transition, request, id=update_id(request), start_workflow_operation=op
+            ProjectLifecycle.transition, request, id=update_id(request, client), start_workflow_operation=op
         )
 
     return await _update(send)

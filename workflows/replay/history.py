@@ -22,6 +22,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
 from swoosh.workflows.answers import Accepted
+from swoosh.workflows.lifecycle.codec import PayloadKeyError
 from swoosh.workflows.messages import (
     ACTIVITY_DELIVER,
     SIGNAL_PROPOSE,
@@ -56,9 +57,9 @@ class RunFacts:
 
 def _decode(payloads: Any, type_hint: type) -> Any:
     if any(p.metadata.get("encoding") == b"binary/encrypted" for p in payloads):
-        raise ValueError(
-            "the history's payloads are encrypted: read it with the encryption keys (SWOOSH_ENCRYPTION_KEYS; "
-            "`decode_histories`)"
+        raise PayloadKeyError(
+            "the history's payloads are encrypted: read it with the encryption keys (SWOOSH_ENCRYPTION_KEYS or "
+            "SWOOSH_ENCRYPTION_KEYS_FILE)"
         )
     return CONVERTER.from_payloads(list(payloads), [type_hint])[0]
 
