@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from swoosh.activities.decisions import DecisionStore
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client import ProposalFactory, Signers
-from swoosh.workflows.answers import Accepted
+from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
@@ -142,6 +142,17 @@ async def refusals(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await d.step("Ingestion_SourcesResolved")
 
 
+async def secrets(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A secret-bearing proposal refused before it was sent; the quarantine asked for by a secret-free Update."""
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    answer = await d.try_step("Ingestion_SourcesResolved", {"sources": ["-----BEGIN PRIVATE KEY-----"]})
+    assert isinstance(answer, Rejected) and answer.quarantined, answer
+    await d.state()
+    await d.step("Policy_Release", {"reason": "false positive, reviewed"})
+    await d.step("Ingestion_SourcesResolved")
+
+
 async def encrypted(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
     """Recorded with payload encryption (the committed test key `encryption-test.key`), across snapshots."""
     await d.lifecycle()
@@ -246,6 +257,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "terminated": (terminated, LifecycleSettings()),
     "terminated-open": (terminated_open, LifecycleSettings()),
     "encrypted": (encrypted, LifecycleSettings(snapshot_every=8)),
+    "secrets": (secrets, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.

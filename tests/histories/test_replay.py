@@ -22,6 +22,7 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
     PATCH_TERMINATED_COMPLETES,
+    PATCH_SECRET_SCAN_IN_VALIDATOR,
 )
 from swoosh.workflows.receipts import check_records
 from tests.histories.record import ENCRYPTED, encryption_of
@@ -35,6 +36,7 @@ def test_replay_histories_are_committed() -> None:
     names = {p.name.split("-run")[0] for p in HISTORIES}
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
+    assert {"encrypted", "secrets"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -249,3 +251,21 @@ def test_terminated_runs_recorded_before_the_patch_stay_open() -> None:
     for path in Path(__file__).parent.glob("*-run*.json"):
         if not path.name.startswith("terminated-run"):
             assert PATCH_TERMINATED_COMPLETES not in _patches(json.loads(path.read_text())["events"]), path.name
+
+
+def test_secret_proposals_never_reach_the_recorded_history() -> None:
+    """Recorded with the scan in the Update validator: the secret is nowhere, the quarantine was asked for by
+    a secret-free Update; runs recorded before keep scanning (and quarantining) in the handler on replay."""
+    path = Path(__file__).parent / "secrets-run0.json"
+    text = path.read_text()
+    events = json.loads(text)["events"]
+    assert PATCH_SECRET_SCAN_IN_VALIDATOR in _patches(events)
+    assert "BEGIN PRIVATE KEY" not in text and base64.b64encode(b"-----BEGIN PRIVATE KEY").decode()[:20] not in text
+    names = [
+        e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
+        for e in events
+        if "workflowExecutionUpdateAcceptedEventAttributes" in e
+    ]
+    assert names.count("quarantine_for_secret") == 1
+    old = json.loads((Path(__file__).parent / "quarantine-run0.json").read_text())["events"]
+    assert PATCH_SECRET_SCAN_IN_VALIDATOR not in _patches(old)

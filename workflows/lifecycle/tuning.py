@@ -16,6 +16,9 @@ PATCH_RECORD_BYTES = "decision-record-byte-limits"
 PATCH_DELIVERY_CHECKED = "decision-delivery-checked"
 PATCH_RECEIPTS = "snapshot-receipts"
 PATCH_TERMINATED_COMPLETES = "terminated-completes"
+# Runs recorded before the Update validator scanned for secrets scanned in the Update handler (and
+# quarantined from there); later runs never see a secret in the handler, the validator refused it.
+PATCH_SECRET_SCAN_IN_VALIDATOR = "secret-scan-in-validator"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)
