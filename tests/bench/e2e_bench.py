@@ -311,10 +311,10 @@ async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> lis
                     except httpx.HTTPError:
                         pass
                     await asyncio.sleep(0.1)
-        clients = {"off": env.client}
+        temporal_clients = {"off": env.client}
         if key:
             sealed = EncryptionSettings(keys=(SecretStr(key),))
-            clients["on"] = await Client.connect(address, data_converter=data_converter(sealed))
+            temporal_clients["on"] = await Client.connect(address, data_converter=data_converter(sealed))
         queues = {"off": tq, "on": f"{tq}-enc"}
         client = env.client
 
@@ -335,7 +335,7 @@ async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> lis
 
         # (b) the Python client's Update path
         async def update_callers(n: int, prefix: str, mode: str = "off") -> list[Callable[[int], Awaitable[None]]]:
-            own_client = clients[mode]
+            own_client = temporal_clients[mode]
             prepared = await prepare_projects(own_client, signers, queues[mode], prefix, n)
 
             def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
@@ -365,7 +365,7 @@ async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> lis
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 for i in range(n):
                     (await http.put(f"/v1/projects/{prefix}-{i}")).raise_for_status()
-            prepared = await prepare_projects(clients[mode], signers, queues[mode], prefix, n)
+            prepared = await prepare_projects(temporal_clients[mode], signers, queues[mode], prefix, n)
 
             def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
                 # Every caller is its own agent with its own connection, as in production; one
@@ -401,7 +401,7 @@ async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> lis
             tag = "" if mode == "off" else "+enc"
             paths.append((f"update{tag}", functools.partial(update_callers, mode=mode)))
             paths.append((f"http{tag}", functools.partial(http_callers, mode=mode)))
-        drain_client = {label: clients["on" if label.endswith("+enc") else "off"] for label, _ in paths}
+        drain_client = {label: temporal_clients["on" if label.endswith("+enc") else "off"] for label, _ in paths}
         shapes = (
             ("sequential", 1, SEQ_OPS),
             ("8 concurrent", C8_CALLERS, C8_OPS),
