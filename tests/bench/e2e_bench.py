@@ -408,7 +408,7 @@ async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> lis
             ("100 projects", P100_CALLERS, P100_OPS),
         )
         for shape, n, ops in shapes:
-            callers = {label: await make(n, f"{label}-{n}") for label, make in paths}
+            callers = {label: await make(n, f"{label.replace('+', '-')}-{n}") for label, make in paths}
             for label, _ in paths:
                 await measure("warmup", callers[label][:8], 4)  # first tasks of fresh workflows
             rounds: dict[str, list[Result]] = {label: [] for label, _ in paths}
