@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from swoosh.guards.outcome import GuardOutcome, failed
 from swoosh.guards.facts import PolicyRuleSpec
+from swoosh.guards.outcome import GuardOutcome, failed
 from swoosh.guards.policy import BUILTIN_RULES, _compiled
 from swoosh.workflows.answers import GuardResult, Rejected
 from swoosh.workflows.errors import ProposalError

@@ -36,7 +36,9 @@ def test_codec_server_serves_the_configured_keys(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(entry + "\n")
     port = _free_port()
-    env = _env(SWOOSH_ENCRYPTION_KEYS_FILE=str(keys), SWOOSH_CODEC_SERVER_PORT=str(port), SWOOSH_API_TOKENS="t-cli-secret")
+    env = _env(
+        SWOOSH_ENCRYPTION_KEYS_FILE=str(keys), SWOOSH_CODEC_SERVER_PORT=str(port), SWOOSH_API_TOKENS="t-cli-secret"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "swoosh.worker.cli", "codec-server"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
