@@ -21,8 +21,8 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_RECEIPTS,
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
-    PATCH_TERMINATED_COMPLETES,
     PATCH_SECRET_SCAN_IN_VALIDATOR,
+    PATCH_TERMINATED_COMPLETES,
 )
 from swoosh.workflows.receipts import check_records
 from tests.histories.record import ENCRYPTED, encryption_of
