@@ -92,6 +92,17 @@ class EncryptionSettings(BaseModel):
     def key_ids(self) -> list[str]:
         return [parse_key(k.get_secret_value())[0] for k in self.keys]
 
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> EncryptionSettings:
+        """The `SWOOSH_ENCRYPTION_*` variables alone (for harnesses below the process settings, e.g. chaos)."""
+        text = env.get("SWOOSH_ENCRYPTION_KEYS", "")
+        path = env.get("SWOOSH_ENCRYPTION_KEYS_FILE")
+        if path:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        entries = [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+        return cls.model_validate({"keys": entries, "active_key": env.get("SWOOSH_ENCRYPTION_ACTIVE_KEY") or None})
+
     def codec(self) -> EncryptionCodec | None:
         """The codec for these keys; None when encryption is off."""
         if not self.keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,7 +101,7 @@ def test_key_entries_accept_standard_and_urlsafe_base64() -> None:
     assert parse_key("a=" + base64.urlsafe_b64encode(raw).decode().rstrip("="))[1] == raw
 
 
-def test_encryption_settings_from_env_and_file_never_show_keys(tmp_path: object) -> None:
+def test_encryption_settings_from_env_and_file_never_show_keys() -> None:
     s = Settings.load({"SWOOSH_ENCRYPTION_KEYS": f"{K2},{K1}"})
     assert s.encryption.enabled and s.encryption.key_ids() == ["k2", "k1"]
     assert K1.split("=", 1)[1] not in repr(s) and K1.split("=", 1)[1] not in s.model_dump_json()
@@ -177,3 +178,14 @@ async def test_codec_server_refuses_unknown_keys_with_a_clear_answer() -> None:
     async with _client() as http:
         resp = await http.post("/decode", content=_body(enc))
         assert resp.status_code == 400 and "key id 'k2', which is not configured" in resp.json()["reason"]
+
+
+def test_encryption_settings_from_the_environment_alone(tmp_path: Path) -> None:
+    """What the chaos and determinism harnesses read (they sit below the process settings)."""
+    assert not EncryptionSettings.from_environ({}).enabled
+    assert EncryptionSettings.from_environ({"SWOOSH_ENCRYPTION_KEYS": f"{K1},{K2}"}).key_ids() == ["k1", "k2"]
+    path = tmp_path / "keys"
+    path.write_text(f"{K2}\n{K1}\n")
+    env = {"SWOOSH_ENCRYPTION_KEYS_FILE": str(path), "SWOOSH_ENCRYPTION_ACTIVE_KEY": "k1"}
+    settings = EncryptionSettings.from_environ(env)
+    assert settings.key_ids() == ["k2", "k1"] and settings.active_key == "k1"
