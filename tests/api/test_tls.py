@@ -127,7 +127,7 @@ def test_tls_with_the_wrong_ca_fails_naming_the_ca_setting(
 ) -> None:
     settings = TemporalSettings(address=proxies["tls"].address, tls_server_ca_cert_path=other_pki.ca)
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     message = str(err.value)
     assert proxies["tls"].address in message and "TLS on" in message
     assert "not signed by a trusted CA" in message and "tls_server_ca_cert_path" in message
@@ -138,7 +138,7 @@ def test_mutual_tls_without_a_client_certificate_fails_naming_it(
 ) -> None:
     settings = _settings(proxies["mtls"], pki, "unused", client_cert=False)
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     assert "client certificate" in str(err.value) and "tls_client_cert_path" in str(err.value)
 
 
@@ -152,7 +152,7 @@ def test_mutual_tls_with_a_certificate_of_another_ca_is_refused(
         tls_client_key_path=other_pki.client_key,
     )
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     assert "TLS mutual" in str(err.value) and "may not accept this client certificate" in str(err.value)
 
 
