@@ -17,14 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from pydantic import SecretStr
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from swoosh.api.client._factory import ProposalFactory
 from swoosh.api.server.codec_server import create_codec_app
 from swoosh.workflows.answers import Rejected
 from swoosh.workflows.ids import workflow_id
-from swoosh.workflows.lifecycle.client import read_state, signal_proposal
+from swoosh.workflows.lifecycle.client import read_state, register_search_attributes, signal_proposal
 from swoosh.workflows.lifecycle.codec import EncryptionSettings, new_key_entry
 from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.proposal import ProposalRequest
@@ -42,18 +45,37 @@ class Mode:
     task_queue: str
     encryption: EncryptionSettings | None
     connect: Callable[[], Any]
+    namespace: str = "default"
+
+
+async def _new_namespace(stack: Stack, name: str) -> None:
+    """A namespace of its own: every process of a namespace shares its keys (e.g. the migration control workflow)."""
+    await stack.env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=name, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    client = await Client.connect(stack.target, namespace=name)
+    for _ in range(150):  # the frontend's namespace cache learns it within seconds
+        try:
+            await register_search_attributes(client)
+            await client.count_workflows()
+            return
+        except RPCError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"namespace {name} did not become usable")
 
 
 @pytest.fixture(scope="module")
 def encrypted_worker(stack: Stack) -> Iterator[Mode]:
-    """A second worker on the session's dev server whose client encrypts (its own task queue)."""
+    """A second worker on the session's dev server whose client encrypts (its own namespace and task queue)."""
     encryption = EncryptionSettings(keys=(SecretStr(new_key_entry("e2e")),))
     tq = f"swoosh-enc-{uuid.uuid4().hex[:8]}"
+    namespace = f"swoosh-enc-{uuid.uuid4().hex[:8]}"
+    stack.bg.run(_new_namespace(stack, namespace))
     stop = asyncio.Event()
     ready: Future[None] = Future()
 
     async def connect() -> Client:
-        return await Client.connect(stack.target, data_converter=data_converter(encryption))
+        return await Client.connect(stack.target, namespace=namespace, data_converter=data_converter(encryption))
 
     async def run() -> None:
         client = await connect()
@@ -69,7 +91,7 @@ def encrypted_worker(stack: Stack) -> Iterator[Mode]:
     task = asyncio.run_coroutine_threadsafe(run(), stack.bg.loop)
     ready.result(60)
     try:
-        yield Mode("encrypted", tq, encryption, connect)
+        yield Mode("encrypted", tq, encryption, connect, namespace)
     finally:
         stack.bg.loop.call_soon_threadsafe(stop.set)
         task.result(30)
@@ -83,10 +105,10 @@ def mode(request: pytest.FixtureRequest, stack: Stack) -> Mode:
     return enc
 
 
-def _show(stack: Stack, project: str, *extra: str) -> str:
+def _show(stack: Stack, project: str, *extra: str, namespace: str = "default") -> str:
     out = subprocess.run(
         [binary("temporal"), "workflow", "show", "-w", workflow_id(project), "--output", "json",
-         "--address", stack.target, *extra],
+         "--address", stack.target, "--namespace", namespace, *extra],
         capture_output=True, timeout=60, check=True,
     )  # fmt: skip
     return out.stdout.decode()
@@ -165,7 +187,7 @@ def test_secret_through_both_paths_never_reaches_history(stack: Stack, start_api
             state = stack.bg.run(_state(mode, pid))
             assert state.phase["top"] == "QUARANTINED"
             assert f"SHHH policy breach: breach: {rule}" in state.projection["policy"]["rationale"]
-            text = _show(stack, pid)
+            text = _show(stack, pid, namespace=mode.namespace)
             _assert_no_byte_of(SECRET, text)
             _assert_no_byte_of("BEGIN RSA PRIVATE KEY", text)
             if mode.encryption is not None:
@@ -191,9 +213,9 @@ def test_codec_server_lets_the_temporal_cli_read_encrypted_payloads(
         pid = f"t-cod-{uuid.uuid4().hex[:10]}"
         with httpx.Client(base_url=server.url, timeout=60) as http:
             _ready(http, ProposalFactory(stack.signers, pid))
-        sealed = _show(stack, pid)
+        sealed = _show(stack, pid, namespace=mode.namespace)
         assert "Boot_ConfigOk" not in "".join(b.decode("latin-1") for b in _data_fields(json.loads(sealed)))
-        readable = _show(stack, pid, "--codec-endpoint", codec_server.url)
+        readable = _show(stack, pid, "--codec-endpoint", codec_server.url, namespace=mode.namespace)
         decoded = b"".join(_data_fields(json.loads(readable)))
         assert b"Boot_ConfigOk" in decoded and b"Boot_Licensed" in decoded
         assert _encodings(json.loads(readable)) <= {"json/plain", "binary/null"}
