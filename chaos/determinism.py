@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -34,6 +35,7 @@ from swoosh.api.client import ProposalFactory, load_signers
 from swoosh.chaos.process import cancel_on_signal
 from swoosh.chaos.stack import Stack
 from swoosh.workflows.ids import workflow_id
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
 from swoosh.workflows.replay.fold import fold
 from swoosh.workflows.replay.history import fetch_project_runs, run_facts
 from swoosh.workflows.replay.replicas import replica_pass
@@ -131,7 +133,7 @@ async def verify(stack: Stack, runs: list[ProjectRun], replicas: int) -> tuple[i
     all_histories = [h for hs in histories_by_project.values() for h in hs]
     t0 = time.monotonic()
     for _ in range(replicas):
-        passes.append(await replica_pass(all_histories))
+        passes.append(await replica_pass(all_histories, client.data_converter))
     replay_s = time.monotonic() - t0
     t0 = time.monotonic()
     boundaries = 0
@@ -187,7 +189,8 @@ async def run(args: argparse.Namespace) -> int:
     schedule = Schedule.from_settings(BackbeatSettings(tempo_bpm=TEMPO_BPM, beats_per_bar=BEATS_PER_BAR))
     rng = random.Random(args.seed)
     started = time.monotonic()
-    async with Stack(root, workers=args.workers, no_sticky=True, extra_env=extra) as stack:
+    encryption = EncryptionSettings.from_environ(os.environ)  # SWOOSH_ENCRYPTION_KEYS[_FILE]: encrypted run
+    async with Stack(root, workers=args.workers, no_sticky=True, extra_env=extra, encryption=encryption) as stack:
         signers = load_signers(stack.keys_dir)
         runs = []
         async with stack.http(timeout_s=60) as http:

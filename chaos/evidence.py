@@ -107,7 +107,7 @@ async def collect(
         ev.sink_records = read_records(sink)
     ev.audit_problems = audit(ev.sink_records, live)
     head = (await read_head(client, project_id)).hash
-    for report in await replay_projects({project_id: live}, {project_id: head}):
+    for report in await replay_projects({project_id: live}, {project_id: head}, converter=client.data_converter):
         ev.replay_problems.extend(report.replay_failures)
         if report.fold is not None:
             ev.replay_problems.extend(report.fold.problems)
@@ -117,7 +117,7 @@ async def collect(
                 )
     victims = [h for h in histories if is_reset_victim(h)]
     if victims:
-        for report in await replay_projects({project_id: victims}, do_fold=False):
+        for report in await replay_projects({project_id: victims}, do_fold=False, converter=client.data_converter):
             ev.replay_problems.extend(f"reset-terminated {p}" for p in report.replay_failures)
     return ev
 

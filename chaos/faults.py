@@ -34,6 +34,7 @@ from swoosh.workflows.answers import Accepted
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.lifecycle.client import request_snapshot
 from swoosh.workflows.messages import ACTIVITY_DELIVER, UPDATE_TRANSITION, DeliveryRequest, LifecycleInput
+from swoosh.workflows.replay.history import decode_histories
 
 ET = EventType
 RESET_WAIT_S = 20.0
@@ -225,6 +226,7 @@ class Injector:
             async with self.process_lock:
                 desc = await self.client.get_workflow_handle(wid).describe()
                 history = await self.client.get_workflow_handle(wid, run_id=desc.run_id).fetch_history()
+                await decode_histories([history], self.client.data_converter.payload_codec)
                 point = choose_reset_point(reset_points(history), int(ev.param("back", 1)))
                 if point is not None:
                     await self._reset_to(caller, rec, desc.run_id, point)

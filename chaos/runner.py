@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from swoosh.chaos.report import ChaosReport, RecoveryMetrics, recovery_times
 from swoosh.chaos.schedule import Profile, build_schedule, schedule_digest
 from swoosh.chaos.stack import Stack
 from swoosh.workflows.lifecycle.client import read_health, read_state
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
 from swoosh.workflows.replay.audit import read_records
 
 Log = Callable[[str], None]
@@ -102,6 +104,8 @@ async def run_chaos(
         extra_env=chaos_env(profile),
         sim_tempo_bpm=profile.tempo_bpm,
         sim_beats_per_bar=profile.beats_per_bar,
+        # Encrypted end to end when the operator's environment has keys (SWOOSH_ENCRYPTION_KEYS[_FILE]).
+        encryption=EncryptionSettings.from_environ(os.environ),
     )
     async with stack:
         log(f"chaos: stack up: API {stack.api_url}, Temporal {stack.temporal_address}, logs {stack.logs_dir}")

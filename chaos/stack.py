@@ -40,6 +40,7 @@ from temporalio.client import Client
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import dev_keyring
 from swoosh.chaos.process import HOST, REPO_ROOT, Proc, StackError, free_port, port_open
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
 from swoosh.workflows.lifecycle.connection import TemporalSettings, connect
 from swoosh.workflows.testing.environment import binary, search_attribute_flags
 from swoosh.workflows.testing.postgres import PostgresServer
@@ -83,6 +84,7 @@ class Stack:
         apis: int = 1,
         hosts: Mapping[str, Host] | None = None,
         records: Literal["jsonl", "postgres"] = "jsonl",
+        encryption: EncryptionSettings | None = None,
     ) -> None:
         """`hosts` maps `temporal`, `postgres`, `sim`, `worker-<i>`, `api-<i>` to a Host (default LOCAL)."""
         if workers < 0 or apis < 0:
@@ -95,6 +97,8 @@ class Stack:
         self.no_sticky = no_sticky
         self.simulator = simulator
         self.extra_env = dict(extra_env or {})
+        # Payload encryption for every process of the stack and the harness's own client (None = plaintext).
+        self.encryption = encryption if encryption is not None and encryption.enabled else None
         self.sim_tempo_bpm = sim_tempo_bpm
         self.sim_beats_per_bar = sim_beats_per_bar
         self.temporal_args = list(temporal_args or [])
@@ -209,8 +213,24 @@ class Stack:
                 env["SWOOSH_KACHING_PUBLIC_KEY"] = self.sim_public_key
             env["SWOOSH_BACKBEAT_TEMPO_BPM"] = str(self.sim_tempo_bpm)
             env["SWOOSH_BACKBEAT_BEATS_PER_BAR"] = str(self.sim_beats_per_bar)
+        if self.encryption is not None:
+            env["SWOOSH_ENCRYPTION_KEYS_FILE"] = str(self._key_file())
         env.update(self.extra_env)
         return env
+
+    def _key_file(self) -> Path:
+        """The stack's encryption keys for its children, in a file only this user reads (not in the environment)."""
+        assert self.encryption is not None
+        path = self.root / "secrets" / "encryption.keys"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                # The first key listed is the active one unless active_key says otherwise: write that one first.
+                active = self.encryption.active_key
+                keys = sorted(self.encryption.keys, key=lambda k: not k.get_secret_value().startswith(f"{active}="))
+                fh.write("".join(k.get_secret_value() + "\n" for k in keys))
+        return path
 
     # ------------------------------------------------------------------ process definitions
     def _temporal_proc(self) -> Proc:
@@ -445,7 +465,7 @@ class Stack:
 
     # ------------------------------------------------------------------ clients
     async def _connect(self) -> Client:
-        return await connect(TemporalSettings(address=self.temporal_address))
+        return await connect(TemporalSettings(address=self.temporal_address), encryption=self.encryption)
 
     async def client(self) -> Client:
         """A Temporal client (pydantic data converter) for this stack's server; reconnects by itself."""

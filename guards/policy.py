@@ -110,6 +110,11 @@ def _compiled(rule: PolicyRuleSpec) -> _Matcher:
     return _builtin(rule.pattern) if id(rule) in _BUILTIN_OBJECTS else compile_custom(rule.pattern)
 
 
+def rule_matches(rule: PolicyRuleSpec, text: str) -> bool:
+    """Whether `rule` matches anywhere in `text` (built-in rules by Python's re, operators' by RE2)."""
+    return _compiled(rule).search(text) is not None
+
+
 def rules_in_force(facts: Facts) -> tuple[PolicyRuleSpec, ...]:
     return (BUILTIN_RULES if facts.policy.builtin else ()) + facts.policy.rules
 

@@ -87,7 +87,7 @@ def provider(settings: Settings, runtime: Runtime | None = None) -> Callable[[],
     """An async function connecting to the configured Temporal (called again after a failure)."""
 
     async def connect_now() -> Client:
-        return await connect(settings.temporal, runtime=runtime)
+        return await connect(settings.temporal, encryption=settings.encryption, runtime=runtime)
 
     return connect_now
 
@@ -96,7 +96,7 @@ async def check_setup_at_start(settings: Settings, runtime: Runtime | None, time
     """Refuse to start on an unprepared namespace (SetupRequired); Temporal unreachable is fine (lazy)."""
     try:
         async with asyncio.timeout(timeout_s):
-            client = await connect(settings.temporal, runtime=runtime)
+            client = await connect(settings.temporal, encryption=settings.encryption, runtime=runtime)
     except (TemporalUnreachable, TimeoutError) as err:
         jsonlog.event(f"Temporal not reachable at start; serving 503 until it is: {err}"[:1000], level=30)
         return

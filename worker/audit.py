@@ -29,10 +29,16 @@ from swoosh.activities.decisions import DecisionStore, decision_store
 from swoosh.worker.settings import Settings
 from swoosh.workflows.crypto import public_key_of
 from swoosh.workflows.ids import workflow_id
-from swoosh.workflows.lifecycle.connection import connect
+from swoosh.workflows.lifecycle.connection import connect, data_converter
 from swoosh.workflows.receipts import check_records
 from swoosh.workflows.replay.audit import audit, read_records
-from swoosh.workflows.replay.history import fetch_project_runs, history_files, load_history_file, run_facts
+from swoosh.workflows.replay.history import (
+    decode_histories,
+    fetch_project_runs,
+    history_files,
+    load_history_file,
+    run_facts,
+)
 
 PAGE = 1000
 BATCH = 64
@@ -69,12 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _histories(args: argparse.Namespace) -> list[WorkflowHistory]:
-    if args.history:
-        return [h for p in history_files(args.history) for h in load_history_file(p)]
-
     settings = Settings.load()
+    if args.history:
+        histories = [h for p in history_files(args.history) for h in load_history_file(p)]
+        return await decode_histories(histories, data_converter(settings.encryption).payload_codec)
     temporal = settings.temporal.model_copy(update={"address": args.address} if args.address else {})
-    client = await connect(temporal)
+    client = await connect(temporal, encryption=settings.encryption)
     return await fetch_project_runs(client, workflow_id(args.project))
 
 

@@ -83,6 +83,7 @@ def _statechart(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("swoosh.worker.run_worker", "run a Temporal worker for SWOOSH workflows and activities"),
     "api": ("swoosh.worker.api_server", "serve the HTTP API (legacy + /v1)"),
+    "codec-server": ("swoosh.worker.codec_server", "serve Temporal's codec protocol (decrypt payloads for the UI/CLI)"),
     "setup": ("swoosh.worker.setup", "prepare a namespace for SWOOSH: search attributes, the decision-record store"),
     "dev": ("swoosh.worker.dev", "start Temporal dev server + worker + API on loopback (what `make run` does)"),
     "sim": (
@@ -126,7 +127,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 # Commands that run as long-lived processes log at INFO; the others only warn.
-PROCESSES = frozenset({"worker", "api", "dev", "sim"})
+PROCESSES = frozenset({"worker", "api", "codec-server", "dev", "sim"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

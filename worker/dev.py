@@ -2,8 +2,11 @@
 
 Everything lives under the data folder (default `.swoosh/`): the dev server's SQLite file, the
 decision-record files, the dev licence and, unless SWOOSH_KEYRING names one, a generated dev
-keyring with one key file per role. Stopping with Ctrl-C shuts everything down cleanly; after a
-`kill -9` of the whole process group, running it again resumes every project from the SQLite file.
+keyring with one key file per role. Payloads are encrypted (unless `--no-encryption`): with no
+`[encryption]` keys configured, a development key is generated in `encryption.key` (mode 0600), and
+a codec server started beside the API lets the Temporal UI show them decrypted. Stopping with Ctrl-C
+shuts everything down cleanly; after a `kill -9` of the whole process group, running it again
+resumes every project from the SQLite file.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from swoosh.activities.kaching import create_dev_license
@@ -35,9 +39,12 @@ from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle import telemetry
 from swoosh.workflows.lifecycle.client import ensure_project, read_state
+from swoosh.workflows.lifecycle.codec import EncryptionSettings, new_key_entry
 from swoosh.workflows.lifecycle.connection import TemporalTarget, connect, resolve
 from swoosh.workflows.lifecycle.runtime import MetricsRuntime
 from swoosh.workflows.testing.environment import binary, register_search_attributes, search_attribute_flags
+
+DEV_KEY_FILE = "encryption.key"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"worker metrics endpoint (default settings worker.metrics_bind, {DEFAULT_METRICS_BIND}; empty = none)",
     )
     parser.add_argument("--no-sticky", action="store_true", help="worker without sticky cache")
+    parser.add_argument(
+        "--no-encryption",
+        action="store_true",
+        help="keep payloads in plaintext (default: a development key in <data_dir>/encryption.key)",
+    )
     parser.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback API bind without API tokens (anyone is admin)"
     )
@@ -78,14 +90,24 @@ def local_target(settings: Settings) -> TemporalTarget:
 
 
 def start_dev_server(
-    settings: Settings, ui_port: int, metrics_bind: str = "", *, check_api: bool = True
+    settings: Settings,
+    ui_port: int,
+    metrics_bind: str = "",
+    codec_endpoint: str | None = None,
+    *,
+    check_api: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """The Temporal dev server, listening on exactly `temporal.address` (its host and port), UI on `ui_port`."""
+    """The Temporal dev server, listening on exactly `temporal.address` (its host and port), UI on `ui_port`.
+
+    With `codec_endpoint` the UI decodes payloads through that codec server (encrypted histories readable).
+    """
     target = local_target(settings)
     host, _, port = target.address.rpartition(":")
     wanted = [("SWOOSH_TEMPORAL_ADDRESS", host, int(port)), ("SWOOSH_DEV_UI_PORT", host, ui_port)]
     if check_api:  # (`run_dev` holds the API's socket already)
         wanted.append(("SWOOSH_API_PORT", settings.api.host, settings.api.port))
+    if codec_endpoint is not None:
+        wanted.append(("SWOOSH_CODEC_SERVER_PORT", settings.codec_server.host, settings.codec_server.port))
     if metrics_bind:
         m_host, _, m_port = metrics_bind.rpartition(":")
         wanted.append(("SWOOSH_WORKER_METRICS_BIND", m_host, int(m_port)))
@@ -104,6 +126,7 @@ def start_dev_server(
         "--namespace", target.namespace,
         "--log-level", "warn",
         *search_attribute_flags(),
+        *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]  # fmt: skip
     # The dev server reads OTEL_* too (and refuses exporters it lacks, such as `console`): they are
     # meant for SWOOSH's processes, so it starts without them.
@@ -125,8 +148,41 @@ async def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout
     raise SystemExit("swoosh dev: the Temporal dev server did not start in time")
 
 
+def ensure_dev_encryption(data_dir: Path, settings: Settings) -> tuple[Settings, Path | None]:
+    """The configured encryption keys, or a development key kept in `<data_dir>/encryption.key` (mode 0600).
+
+    Returns the settings to run with and the key file when it is the generated one.
+    """
+    if settings.encryption.enabled:
+        return settings, None
+    path = data_dir / DEV_KEY_FILE
+    if not path.exists():
+        entry = new_key_entry(time.strftime("dev-%Y%m%d", time.gmtime()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(entry + "\n")
+    entries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        encryption = EncryptionSettings(keys=tuple(SecretStr(e) for e in entries))
+    except ValueError as err:
+        raise ConfigError(f"{path}: not a key file ({str(err).splitlines()[-1]})") from None
+    return settings.model_copy(update={"encryption": encryption}), path
+
+
+def codec_origins(settings: Settings, ui_port: int) -> tuple[str, ...]:
+    """The configured UI origins plus this dev server's own UI."""
+    host = local_target(settings).address.rpartition(":")[0]
+    own = (f"http://{host}:{ui_port}", f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
+    return tuple(dict.fromkeys((*settings.codec_server.origins, *own)))
+
+
 async def run_dev(
-    settings: Settings, ui_port: int, metrics_bind: str, no_sticky: bool, config: Loaded | None = None
+    settings: Settings,
+    ui_port: int,
+    metrics_bind: str,
+    no_sticky: bool,
+    config: Loaded | None = None,
+    encrypt: bool = True,
 ) -> None:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +193,9 @@ async def run_dev(
         # Snapshot receipts are signed with a development key unless one is configured.
         key_file, _ = write_dev_receipt_key(data_dir / "dev")
         settings = settings.model_copy(update={"receipts": ReceiptSettings(key_file=key_file)})
+    dev_key = None
+    if encrypt:
+        settings, dev_key = ensure_dev_encryption(data_dir, settings)
     if settings.kaching.mode == "embedded":
         create_dev_license(data_dir)
     # Hold the API's port from now on: between the check and the bind, any process on the machine could
@@ -144,7 +203,9 @@ async def run_dev(
     # process on a failed bind — stranding the worker and the dev server.
     api_socket = bind_api_socket(settings)
     try:
-        proc = start_dev_server(settings, ui_port, metrics_bind, check_api=False)
+        codec_url = f"http://{settings.codec_server.host}:{settings.codec_server.port}"
+        codec_endpoint = codec_url if settings.encryption.enabled else None
+        proc = start_dev_server(settings, ui_port, metrics_bind, codec_endpoint, check_api=False)
     except BaseException:
         api_socket.close()
         raise
@@ -160,7 +221,9 @@ async def run_dev(
         client = None
         for _ in range(100):
             try:
-                client = await connect(settings.temporal, runtime=metrics.runtime, client_environment=False)
+                client = await connect(
+                    settings.temporal, encryption=settings.encryption, runtime=metrics.runtime, client_environment=False
+                )
                 break
             except RuntimeError:
                 await asyncio.sleep(0.2)
@@ -176,10 +239,15 @@ async def run_dev(
             )  # fmt: skip
             state = await read_state(client, project)
             api = await start_api(settings, client, keyring, config, sock=api_socket)
+            codec = await start_codec_server(settings, ui_port, config) if settings.encryption.enabled else None
             print(_banner(settings, ui_port, metrics_bind, dev_keyring, project, state.hash, state.index), flush=True)
+            if settings.encryption.enabled:
+                print(_encryption_banner(settings, codec_url, dev_key), flush=True)
             try:
                 await stop.wait()
             finally:
+                if codec is not None:
+                    await codec.stop()
                 await api.stop()
     finally:
         print("swoosh dev: stopping", flush=True)
@@ -253,6 +321,47 @@ async def start_api(
     raise SystemExit(f"swoosh dev: the API could not start on {settings.api.host}:{settings.api.port}")
 
 
+async def start_codec_server(settings: Settings, ui_port: int, config: Loaded | None = None) -> _Api:
+    """Serve `swoosh codec-server` in this process, for the dev server's UI (CORS for its origin)."""
+    from swoosh.worker.codec_server import build_codec_server, codec_app, codec_edge
+
+    app = codec_app(settings, codec_origins(settings, ui_port))
+    server = build_codec_server(settings, app)
+    reloader = TokenReloader(codec_edge(app), _reload_from(config), config.files if config else ())
+
+    async def serve() -> None:
+        async with reloader.running():
+            await server.serve()
+
+    task = asyncio.create_task(serve())
+    for _ in range(200):
+        if server.started:
+            return _Api(server, task)
+        if task.done():
+            break
+        await asyncio.sleep(0.05)
+    where = f"{settings.codec_server.host}:{settings.codec_server.port}"
+    raise SystemExit(f"swoosh dev: the codec server could not start on {where} (choose SWOOSH_CODEC_SERVER_PORT)")
+
+
+def _encryption_banner(settings: Settings, codec_url: str, key_file: Path | None) -> str:
+    keys = ", ".join(settings.encryption.key_ids())
+    where = f"key file {key_file} (generated for development)" if key_file else "configured keys"
+    lines = [
+        f"  Encryption   on: payloads in Temporal are AES-256-GCM encrypted ({keys}; {where})",
+        f"  Codec server {codec_url}   (the UI decodes through it; temporal CLI: --codec-endpoint {codec_url})",
+    ]
+    if key_file is not None:
+        lines.append(
+            f"               swoosh replay/audit read these histories with SWOOSH_ENCRYPTION_KEYS_FILE={key_file}"
+        )
+    if settings.api.tokens:
+        lines.append(
+            "               API tokens are set: the codec server wants one (temporal CLI: --codec-auth 'Bearer …')"
+        )
+    return "\n".join([*lines, ""])
+
+
 def _banner(
     settings: Settings, ui_port: int, metrics_bind: str, kr: DevKeyring, project: str, head: str, index: int
 ) -> str:
@@ -295,7 +404,7 @@ def main(args: argparse.Namespace) -> int:
     ui_port = settings.dev.ui_port if args.ui_port is None else args.ui_port
     metrics_bind = settings.worker.metrics_bind if args.metrics_bind is None else args.metrics_bind
     try:
-        asyncio.run(run_dev(settings, ui_port, metrics_bind, args.no_sticky, loaded))
+        asyncio.run(run_dev(settings, ui_port, metrics_bind, args.no_sticky, loaded, encrypt=not args.no_encryption))
     except KeyboardInterrupt:
         pass
     return 0

@@ -14,9 +14,9 @@ from temporalio.client import WorkflowHistory
 from swoosh.worker.settings import Settings
 from swoosh.workflows.ids import WORKFLOW_ID_PREFIX, workflow_id
 from swoosh.workflows.lifecycle.client import read_head
-from swoosh.workflows.lifecycle.connection import connect
+from swoosh.workflows.lifecycle.connection import connect, data_converter
 from swoosh.workflows.messages import WORKFLOW_NAME
-from swoosh.workflows.replay.history import fetch_project_runs, history_files, load_history_file
+from swoosh.workflows.replay.history import decode_histories, fetch_project_runs, history_files, load_history_file
 from swoosh.workflows.replay.replayer import ProjectReport, group_by_project, replay_projects
 
 
@@ -40,7 +40,7 @@ async def _from_server(args: argparse.Namespace) -> tuple[dict[str, list[Workflo
             "namespace": args.namespace or settings.temporal.namespace,
         }
     )
-    client = await connect(temporal)
+    client = await connect(temporal, encryption=settings.encryption)
     ids: list[str] = [workflow_id(p) for p in args.project]
     if args.all or args.query:
         query = args.query or f"WorkflowType = '{WORKFLOW_NAME}'"
@@ -65,14 +65,15 @@ async def _from_server(args: argparse.Namespace) -> tuple[dict[str, list[Workflo
 async def run(args: argparse.Namespace) -> list[ProjectReport]:
     groups: dict[str, list[WorkflowHistory]] = {}
     heads: dict[str, str] = {}
+    converter = data_converter(Settings.load().encryption)  # encrypted histories need the keys
     if args.paths:
         histories = [h for p in history_files(args.paths) for h in load_history_file(p)]
-        groups.update(group_by_project(histories))
+        groups.update(group_by_project(await decode_histories(histories, converter.payload_codec)))
     if args.project or args.all or args.query:
         server_groups, heads = await _from_server(args)
         groups.update(server_groups)
     return await replay_projects(
-        groups, heads, do_fold=not args.no_fold, progress=not args.json and sys.stderr.isatty()
+        groups, heads, do_fold=not args.no_fold, progress=not args.json and sys.stderr.isatty(), converter=converter
     )
 
 

@@ -166,7 +166,7 @@ async def serve(settings: Settings, metrics_bind: str | None, no_sticky: bool) -
     fields = start_fields(settings, metrics_bind, no_sticky)
     telemetry.configure_from_env("swoosh-worker")
     metrics = MetricsRuntime("swoosh-worker", settings.instance)
-    client = await connect(settings.temporal, runtime=metrics.runtime)
+    client = await connect(settings.temporal, encryption=settings.encryption, runtime=metrics.runtime)
     await require_setup(client)
     server = await start_metrics(metrics, settings, metrics_bind)
     stop = asyncio.Event()

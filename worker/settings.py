@@ -29,6 +29,7 @@ from swoosh.worker.config_files import read_config, read_secret_file
 from swoosh.workflows.engine import EngineConfig, new_engine_config
 from swoosh.workflows.errors import ConfigError
 from swoosh.workflows.ids import PROJECT_ID_PATTERN
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
 from swoosh.workflows.lifecycle.connection import TemporalSettings
 from swoosh.workflows.messages import LifecycleSettings
 
@@ -162,6 +163,15 @@ class EngineSettings(_Section):
         )
 
 
+class CodecServerSettings(_Section):
+    """`swoosh codec-server` (and the one `swoosh dev` runs): where it listens, which UI origins may call it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8234, ge=0, le=65535)
+    # Browser origins of the Temporal UI allowed to call it (CORS); `swoosh dev` adds its own UI's.
+    origins: tuple[str, ...] = ("http://127.0.0.1:8233", "http://localhost:8233")
+
+
 class Settings(_Section):
     """Everything a SWOOSH process is configured with."""
 
@@ -183,6 +193,8 @@ class Settings(_Section):
     records: RecordsSettings = Field(default_factory=RecordsSettings)
     receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
     migration: MigrationSettings = Field(default_factory=MigrationSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    codec_server: CodecServerSettings = Field(default_factory=CodecServerSettings)
 
     def lifecycle(self) -> LifecycleSettings:
         """What new projects start with: the engine's snapshot cadence and the API's public URL (UI links)."""
@@ -309,6 +321,8 @@ _KINDS: dict[tuple[str, ...], Literal["csv", "pairs", "json"]] = {
     ("shhh", "rules"): "json",
     ("migration", "routed"): "csv",
     ("migration", "state_map"): "json",
+    ("encryption", "keys"): "csv",
+    ("codec_server", "origins"): "csv",
 }
 # Secret settings: SecretStr, never echoed in errors, and each also settable from a file: the variable
 # `<VAR>_FILE` (or the TOML key `<key>_file`) names a file whose content is the value (sections that
@@ -323,6 +337,7 @@ _SECRET = {
     ("temporal", "grpc_meta"),
     ("receipts", "key"),
     ("migration", "legacy_token"),
+    ("encryption", "keys"),
 }
 FILE_SUFFIX = "_FILE"
 

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_setup(settings: Settings) -> list[str]:
     """Prepare the namespace and the store; one line per thing checked or done. Raises SetupRequired."""
     target = resolve(settings.temporal)
-    client = await connect(settings.temporal)
+    client = await connect(settings.temporal, encryption=settings.encryption)
     lines = []
     problem = await namespace_problem(client)
     if problem is not None:

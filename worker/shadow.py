@@ -38,7 +38,7 @@ async def collect(args: argparse.Namespace) -> list[ShadowReport]:
             "namespace": args.namespace or settings.temporal.namespace,
         }
     )
-    client = await connect(temporal)
+    client = await connect(temporal, encryption=settings.encryption)
     projects = list(args.project) or await ledger_projects(client)
     limit = max(0, min(args.limit, 200))
     reports = []

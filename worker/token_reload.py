@@ -14,9 +14,9 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol
 
 from swoosh.api.server import jsonlog
-from swoosh.api.server.http import HttpEdge
 from swoosh.api.server.tokens import TokenError, TokenSet
 from swoosh.worker.settings import Loaded
 from swoosh.workflows.errors import ConfigError
@@ -33,10 +33,16 @@ def _stamp(path: Path) -> FileStamp:
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
+class TokenHolder(Protocol):
+    """What holds tokens in force: the API's `HttpEdge`, the codec server's edge."""
+
+    def replace_tokens(self, tokens: TokenSet) -> None: ...
+
+
 class TokenReloader:
     """Re-reads the settings and swaps the edge's tokens when asked or when a watched file changes."""
 
-    def __init__(self, edge: HttpEdge, load: Callable[[], Loaded], files: tuple[Path, ...] = ()) -> None:
+    def __init__(self, edge: TokenHolder, load: Callable[[], Loaded], files: tuple[Path, ...] = ()) -> None:
         self.edge = edge
         self.load = load
         self._stamps = {p: _stamp(p) for p in files}

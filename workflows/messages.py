@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from swoosh.guards.context import GuardContext
 from swoosh.guards.outcome import GuardOutcome
@@ -15,6 +15,8 @@ from swoosh.workflows.proposal import ProposalRequest
 WORKFLOW_NAME = "ProjectLifecycle"
 UPDATE_TRANSITION = "transition"
 UPDATE_DRY_RUN = "dry_run"
+# A secret-free request to quarantine for a secret-bearing proposal that was refused before it was sent.
+UPDATE_QUARANTINE = "quarantine_for_secret"
 SIGNAL_PROPOSE = "propose"
 SIGNAL_SNAPSHOT = "snapshot"
 QUERY_STATE = "state"
@@ -228,3 +230,19 @@ class DecisionsPage(BaseModel):
     records: list[dict[str, Any]]
     first_retained_index: int | None
     head_index: int
+
+
+class SecretQuarantine(BaseModel):
+    """Quarantine the project for a proposal that carried a secret (SHHH built-in rule) and was never sent.
+
+    Sent by the client side (`lifecycle.client`, hence the API) instead of the proposal: it names the
+    rules and places and who proposed what, never the secret. Applied as a `swoosh:system`
+    `Policy_Quarantine`; a project already QUARANTINED (a resend) is left as it is.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    breaches: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(min_length=1, max_length=16)
+    transition: str | None = Field(default=None, max_length=64)
+    signer: str | None = Field(default=None, max_length=128)
+    idem_key: str | None = Field(default=None, max_length=256)

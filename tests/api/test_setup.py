@@ -82,7 +82,7 @@ def test_setup_prepares_a_fresh_namespace_and_processes_refuse_to_run_before(
 
     # An API built without that start check (in process) answers 503 setup_required, never a 500.
     async def connect_bare() -> object:
-        return await connect(_settings(bare, tmp_path).temporal, environ={})
+        return await connect(_settings(bare, tmp_path).temporal, environ={}, encryption=None)
 
     server = start_api(connect_bare, create_default_project=True)
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -144,7 +144,7 @@ def test_setup_refuses_a_search_attribute_of_another_type(stack: Stack, bare: st
     namespace = f"wrong-types-{uuid.uuid4().hex[:6]}"
 
     async def prepare() -> None:
-        client = await connect(_settings(bare, tmp_path).temporal, environ={})
+        client = await connect(_settings(bare, tmp_path).temporal, environ={}, encryption=None)
         await client.workflow_service.register_namespace(
             RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period={"seconds": 86400})
         )

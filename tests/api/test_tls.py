@@ -64,7 +64,7 @@ def _settings(proxy: TlsProxy, pki: Pki, task_queue: str, *, client_cert: bool) 
 
 @asynccontextmanager
 async def _worker(stack: Stack, settings: TemporalSettings, sink: Path) -> AsyncIterator[Client]:
-    client = await connect(settings, environ={})
+    client = await connect(settings, environ={}, encryption=None)
     async with lifecycle_worker(client, facts=stack.facts, sink_dir=sink, task_queue=settings.task_queue):
         yield client
 
@@ -90,7 +90,7 @@ def _accepts_a_transition(
     try:
 
         async def connect_api() -> Client:
-            return await connect(settings, environ={})
+            return await connect(settings, environ={}, encryption=None)
 
         server = start_api(connect_api, task_queue=settings.task_queue)
         factory = ProposalFactory(stack.signers, f"tls-{uuid.uuid4().hex[:10]}")
@@ -127,7 +127,7 @@ def test_tls_with_the_wrong_ca_fails_naming_the_ca_setting(
 ) -> None:
     settings = TemporalSettings(address=proxies["tls"].address, tls_server_ca_cert_path=other_pki.ca)
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     message = str(err.value)
     assert proxies["tls"].address in message and "TLS on" in message
     assert "not signed by a trusted CA" in message and "tls_server_ca_cert_path" in message
@@ -138,7 +138,7 @@ def test_mutual_tls_without_a_client_certificate_fails_naming_it(
 ) -> None:
     settings = _settings(proxies["mtls"], pki, "unused", client_cert=False)
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     assert "client certificate" in str(err.value) and "tls_client_cert_path" in str(err.value)
 
 
@@ -152,7 +152,7 @@ def test_mutual_tls_with_a_certificate_of_another_ca_is_refused(
         tls_client_key_path=other_pki.client_key,
     )
     with pytest.raises(TemporalUnreachable) as err:
-        stack.bg.run(connect(settings, environ={}))
+        stack.bg.run(connect(settings, environ={}, encryption=None))
     assert "TLS mutual" in str(err.value) and "may not accept this client certificate" in str(err.value)
 
 
@@ -162,7 +162,7 @@ def test_api_behind_a_wrong_ca_is_unready_and_answers_503(
     settings = TemporalSettings(address=proxies["tls"].address, tls_server_ca_cert_path=other_pki.ca)
 
     async def connect_api() -> Client:
-        return await connect(settings, environ={})
+        return await connect(settings, environ={}, encryption=None)
 
     server = start_api(connect_api)
     with httpx.Client(base_url=server.url, timeout=60) as http:

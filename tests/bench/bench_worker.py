@@ -2,11 +2,14 @@
 
 Facts are always green and every BACKBEAT window is open, so the benchmark measures the machinery,
 not waiting for windows. Run as `python -m tests.bench.bench_worker ADDRESS TASK_QUEUE SINK_DIR`.
+With `SWOOSH_ENCRYPTION_KEYS` set it also serves SWOOSH on `TASK_QUEUE-enc` with payload encryption
+(the bare ceiling always stays plaintext: it is bare Temporal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,7 +25,9 @@ from swoosh.activities.decisions import DeliveryActivities
 from swoosh.activities.guards import GuardActivities
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.guards.facts import BeatFrame, Facts, LicenseFact, McpFact
+from swoosh.worker.settings import Settings
 from swoosh.workflows.lifecycle import ProjectLifecycle, telemetry
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from tests.bench.bare import BareCeiling, noop
 
@@ -72,13 +77,28 @@ async def main(address: str, task_queue: str, sink_dir: str) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[ProjectLifecycle, BareCeiling],
-        activities=[guards.evaluate, deliver.deliver, noop],
-        workflow_runner=workflow_runner(),
-    ):
+    async with contextlib.AsyncExitStack() as workers:
+        await workers.enter_async_context(
+            Worker(
+                client,
+                task_queue=task_queue,
+                workflows=[ProjectLifecycle, BareCeiling],
+                activities=[guards.evaluate, deliver.deliver, noop],
+                workflow_runner=workflow_runner(),
+            )
+        )
+        encryption = Settings.load().encryption
+        if encryption.enabled:
+            sealed = await Client.connect(address, data_converter=data_converter(encryption), plugins=plugins)
+            await workers.enter_async_context(
+                Worker(
+                    sealed,
+                    task_queue=f"{task_queue}-enc",
+                    workflows=[ProjectLifecycle],
+                    activities=[guards.evaluate, deliver.deliver],
+                    workflow_runner=workflow_runner(),
+                )
+            )
         print("ready", flush=True)
         await stop.wait()
 

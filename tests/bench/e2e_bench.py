@@ -21,12 +21,19 @@ The last line: `ratio http_vs_bare_c8=<x.xx> http_vs_bare_seq=<x.xx>`.
 collector that discards what it gets, `tests/bench/otlp_sink.py`); the benchmark's own callers stay
 untraced. The bare ceiling runs in the same worker, so it carries Temporal's tracing plugin too:
 compare the SWOOSH paths' throughput and CPU per transition with a run without `--tracing`.
+
+`--encryption off|on|both` (default both, what `make bench` runs): with `on`, SWOOSH's worker, API
+and Update-path client also run with payload encryption (`update+enc`, `http+enc`: their own task
+queue and API process on the same server, measured in the same interleaved rounds), and a line
+`ratio+enc …` plus the difference (the cost of encryption) come before the last line. The bare
+ceiling stays plaintext: it is bare Temporal.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -42,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -50,6 +58,8 @@ from temporalio.testing import WorkflowEnvironment
 from swoosh.api.client import ProposalFactory, Signers
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.lifecycle.client import ensure_project, propose, read_health, read_state
+from swoosh.workflows.lifecycle.codec import EncryptionSettings, new_key_entry
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
 from swoosh.workflows.testing.environment import binary, search_attribute_flags
@@ -246,8 +256,10 @@ def start_tracing_sink(root: Path) -> subprocess.Popen[bytes]:
     return sink
 
 
-async def bench(tracing: bool = False) -> list[Result]:
+async def bench(modes: tuple[str, ...] = ("off",), tracing: bool = False) -> list[Result]:
     root = Path(tempfile.mkdtemp(prefix="swoosh-bench-"))
+    key = new_key_entry("bench") if "on" in modes else None
+    sealed_env = {"SWOOSH_ENCRYPTION_KEYS": key} if key else {}
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         dev_server_database_filename=str(root / "temporal.db"),
@@ -266,7 +278,7 @@ async def bench(tracing: bool = False) -> list[Result]:
     try:
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.bench_worker", address, tq, str(root / "sink")],
-            stdout=subprocess.PIPE, stderr=open(root / "worker.log", "wb"),
+            stdout=subprocess.PIPE, stderr=open(root / "worker.log", "wb"), env={**os.environ, **sealed_env},
         )  # fmt: skip
         procs.append(worker)
         METER.watch("client", os.getpid())
@@ -275,116 +287,138 @@ async def bench(tracing: bool = False) -> list[Result]:
         assert worker.stdout is not None
         if worker.stdout.readline().strip() != b"ready":
             raise RuntimeError(f"the benchmark worker did not start; see {root / 'worker.log'}")
-        port = free_port()
-        api_env = {**os.environ, "SWOOSH_TEMPORAL_ADDRESS": address, "SWOOSH_TEMPORAL_TASK_QUEUE": tq,
-                   "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring),
-                   "SWOOSH_DATA_DIR": str(root / "api")}  # fmt: skip
-        api = subprocess.Popen([sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"],
-                               env=api_env, stdout=open(root / "api.log", "wb"), stderr=subprocess.STDOUT)  # fmt: skip
-        procs.append(api)
-        METER.watch("api", api.pid)
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=200)) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/health")).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            client = env.client
+        bases: dict[str, str] = {}
+        for mode in modes:  # one API process per mode: plaintext, and encrypting with the worker's key
+            port = free_port()
+            api_env = {**os.environ, "SWOOSH_TEMPORAL_ADDRESS": address,
+                       "SWOOSH_TEMPORAL_TASK_QUEUE": tq if mode == "off" else f"{tq}-enc",
+                       "SWOOSH_API_PORT": str(port), "SWOOSH_KEYRING": str(keyring),
+                       "SWOOSH_DATA_DIR": str(root / f"api-{mode}")}  # fmt: skip
+            if mode == "on":
+                api_env.update(sealed_env)
+            api = subprocess.Popen([sys.executable, "-m", "swoosh.worker.cli", "api", "--log-level", "warning"],
+                                   env=api_env, stdout=open(root / f"api-{mode}.log", "wb"),
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+            procs.append(api)
+            METER.watch("api" if mode == "off" else "api+enc", api.pid)
+            bases[mode] = f"http://127.0.0.1:{port}"
+        for base in bases.values():
+            async with httpx.AsyncClient(base_url=base, timeout=30) as probe:
+                for _ in range(300):
+                    try:
+                        if (await probe.get("/health")).status_code < 500:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+        temporal_clients = {"off": env.client}
+        if key:
+            sealed = EncryptionSettings(keys=(SecretStr(key),))
+            temporal_clients["on"] = await Client.connect(address, data_converter=data_converter(sealed))
+        queues = {"off": tq, "on": f"{tq}-enc"}
+        client = env.client
 
-            # (a) bare ceiling
-            async def bare_callers(n: int) -> list[Callable[[int], Awaitable[None]]]:
-                handles = [
-                    await client.start_workflow("BareCeiling", id=f"bare-{uuid.uuid4().hex[:8]}", task_queue=tq)
-                    for _ in range(n)
-                ]
+        # (a) bare ceiling
+        async def bare_callers(n: int) -> list[Callable[[int], Awaitable[None]]]:
+            handles = [
+                await client.start_workflow("BareCeiling", id=f"bare-{uuid.uuid4().hex[:8]}", task_queue=tq)
+                for _ in range(n)
+            ]
 
-                def caller(h: Any) -> Callable[[int], Awaitable[None]]:
-                    async def op(i: int) -> None:
-                        await h.execute_update("bump", i)
+            def caller(h: Any) -> Callable[[int], Awaitable[None]]:
+                async def op(i: int) -> None:
+                    await h.execute_update("bump", i)
 
-                    return op
+                return op
 
-                return [caller(h) for h in handles]
+            return [caller(h) for h in handles]
 
-            # (b) the Python client's Update path
-            async def update_callers(n: int, prefix: str) -> list[Callable[[int], Awaitable[None]]]:
-                prepared = await prepare_projects(client, signers, tq, prefix, n)
+        # (b) the Python client's Update path
+        async def update_callers(n: int, prefix: str, mode: str = "off") -> list[Callable[[int], Awaitable[None]]]:
+            own_client = temporal_clients[mode]
+            prepared = await prepare_projects(own_client, signers, queues[mode], prefix, n)
 
-                def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
-                    async def send(body: dict[str, Any]) -> dict[str, Any]:
-                        for attempt in range(10):  # resend like a real caller: same body, same idem_key
-                            try:
-                                a = await propose(client, f.project_id, ProposalRequest(body=body))
-                                break
-                            except RPCError:
-                                RESENDS["update"] = RESENDS.get("update", 0) + 1
-                                await asyncio.sleep(0.1 * (attempt + 1))
-                        else:
-                            raise RuntimeError(f"{body['transition']} not answered after 10 attempts")
-                        return (
-                            a.model_dump(mode="json")
-                            if isinstance(a, Accepted)
-                            else {"accepted": False, **a.model_dump(mode="json")}
-                        )
+            def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
+                async def send(body: dict[str, Any]) -> dict[str, Any]:
+                    for attempt in range(10):  # resend like a real caller: same body, same idem_key
+                        try:
+                            a = await propose(own_client, f.project_id, ProposalRequest(body=body))
+                            break
+                        except RPCError:
+                            RESENDS["update"] = RESENDS.get("update", 0) + 1
+                            await asyncio.sleep(0.1 * (attempt + 1))
+                    else:
+                        raise RuntimeError(f"{body['transition']} not answered after 10 attempts")
+                    return (
+                        a.model_dump(mode="json")
+                        if isinstance(a, Accepted)
+                        else {"accepted": False, **a.model_dump(mode="json")}
+                    )
 
-                    return SwooshCaller(f, head, doc, send)
+                return SwooshCaller(f, head, doc, send)
 
-                return [caller(*p) for p in prepared]
+            return [caller(*p) for p in prepared]
 
-            # (c) the HTTP API
-            async def http_callers(n: int, prefix: str) -> list[Callable[[int], Awaitable[None]]]:
+        # (c) the HTTP API
+        async def http_callers(n: int, prefix: str, mode: str = "off") -> list[Callable[[int], Awaitable[None]]]:
+            base = bases[mode]
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 for i in range(n):
                     (await http.put(f"/v1/projects/{prefix}-{i}")).raise_for_status()
-                prepared = await prepare_projects(client, signers, tq, prefix, n)
+            prepared = await prepare_projects(temporal_clients[mode], signers, queues[mode], prefix, n)
 
-                def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
-                    # Every caller is its own agent with its own connection, as in production; one
-                    # shared httpx pool serving 100 concurrent callers slows the client, not SWOOSH.
-                    own = httpx.AsyncClient(base_url=base, timeout=30)
-                    clients.append(own)
+            def caller(f: ProposalFactory, head: str, doc: dict[str, Any]) -> SwooshCaller:
+                # Every caller is its own agent with its own connection, as in production; one
+                # shared httpx pool serving 100 concurrent callers slows the client, not SWOOSH.
+                own = httpx.AsyncClient(base_url=base, timeout=30)
+                clients.append(own)
 
-                    async def send(body: dict[str, Any]) -> dict[str, Any]:
-                        # Resend like a real caller (same body, same idem_key) on 429/503 and on a
-                        # connection the server closed while idle (uvicorn's keep-alive timeout).
-                        outcome = "no answer"
-                        for attempt in range(10):
-                            try:
-                                r = await own.post(f"/v1/projects/{f.project_id}/transition", json=body)
-                            except httpx.TransportError as err:
-                                outcome = f"{type(err).__name__}"
-                            else:
-                                if r.status_code not in (429, 503):
-                                    return dict(r.json())
-                                outcome = f"{r.status_code}: {r.text}"
-                            RESENDS["http"] = RESENDS.get("http", 0) + 1
-                            await asyncio.sleep(0.1 * (attempt + 1))
-                        raise RuntimeError(f"{body['transition']} not accepted after 10 attempts: {outcome}")
+                async def send(body: dict[str, Any]) -> dict[str, Any]:
+                    # Resend like a real caller (same body, same idem_key) on 429/503 and on a
+                    # connection the server closed while idle (uvicorn's keep-alive timeout).
+                    outcome = "no answer"
+                    for attempt in range(10):
+                        try:
+                            r = await own.post(f"/v1/projects/{f.project_id}/transition", json=body)
+                        except httpx.TransportError as err:
+                            outcome = f"{type(err).__name__}"
+                        else:
+                            if r.status_code not in (429, 503):
+                                return dict(r.json())
+                            outcome = f"{r.status_code}: {r.text}"
+                        RESENDS["http"] = RESENDS.get("http", 0) + 1
+                        await asyncio.sleep(0.1 * (attempt + 1))
+                    raise RuntimeError(f"{body['transition']} not accepted after 10 attempts: {outcome}")
 
-                    return SwooshCaller(f, head, doc, send)
+                return SwooshCaller(f, head, doc, send)
 
-                return [caller(*p) for p in prepared]
+            return [caller(*p) for p in prepared]
 
-            paths = (("bare", lambda n, p: bare_callers(n)), ("update", update_callers), ("http", http_callers))
-            shapes = (
-                ("sequential", 1, SEQ_OPS),
-                ("8 concurrent", C8_CALLERS, C8_OPS),
-                ("100 projects", P100_CALLERS, P100_OPS),
-            )
-            for shape, n, ops in shapes:
-                callers = {label: await make(n, f"{label}-{n}") for label, make in paths}
+        paths: list[tuple[str, Callable[[int, str], Awaitable[list[Callable[[int], Awaitable[None]]]]]]] = [
+            ("bare", lambda n, p: bare_callers(n))
+        ]
+        for mode in modes:
+            tag = "" if mode == "off" else "+enc"
+            paths.append((f"update{tag}", functools.partial(update_callers, mode=mode)))
+            paths.append((f"http{tag}", functools.partial(http_callers, mode=mode)))
+        drain_client = {label: temporal_clients["on" if label.endswith("+enc") else "off"] for label, _ in paths}
+        shapes = (
+            ("sequential", 1, SEQ_OPS),
+            ("8 concurrent", C8_CALLERS, C8_OPS),
+            ("100 projects", P100_CALLERS, P100_OPS),
+        )
+        for shape, n, ops in shapes:
+            callers = {label: await make(n, f"{label.replace('+', '-')}-{n}") for label, make in paths}
+            for label, _ in paths:
+                await measure("warmup", callers[label][:8], 4)  # first tasks of fresh workflows
+            rounds: dict[str, list[Result]] = {label: [] for label, _ in paths}
+            for _ in range(ROUNDS):
                 for label, _ in paths:
-                    await measure("warmup", callers[label][:8], 4)  # first tasks of fresh workflows
-                rounds: dict[str, list[Result]] = {label: [] for label, _ in paths}
-                for _ in range(ROUNDS):
-                    for label, _ in paths:
-                        rounds[label].append(await measure(label, callers[label], ops // ROUNDS))
-                        await drained(client, callers[label])
-                for label, _ in paths:
-                    results.append(merge(f"{label} {shape}", rounds[label]))
-                    print(results[-1].line(), flush=True)
+                    rounds[label].append(await measure(label, callers[label], ops // ROUNDS))
+                    await drained(drain_client[label], callers[label])
+            for label, _ in paths:
+                results.append(merge(f"{label} {shape}", rounds[label]))
+                print(results[-1].line(), flush=True)
     finally:
         for c in clients:
             await c.aclose()
@@ -403,17 +437,23 @@ async def bench(tracing: bool = False) -> list[Result]:
     return results
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="SWOOSH end-to-end benchmark")
     parser.add_argument("--tracing", action="store_true", help="worker and API trace (OTLP to a discarding sink)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--encryption", choices=["off", "on", "both"], default="both", help="payload encryption of SWOOSH's paths"
+    )
+    args = parser.parse_args(argv)
     print(f"tracing: {'on (OTLP/HTTP to a discarding sink)' if args.tracing else 'off'}", flush=True)
-    results = asyncio.run(bench(args.tracing))
+    modes = {"off": ("off",), "on": ("on",), "both": ("off", "on")}[args.encryption]
+    results = asyncio.run(bench(modes, args.tracing))
     by = {r.name: r for r in results}
     shapes = ("sequential", "8 concurrent", "100 projects")
     print(f"resends after a transient failure (429/503/RPC error): {RESENDS or 'none'}")
+    tags = ["" if m == "off" else "+enc" for m in modes]
+    labels = [f"{p}{t}" for t in tags for p in ("update", "http")]
     medians: dict[tuple[str, str], float] = {}
-    for path in ("update", "http"):
+    for path in labels:
         pooled = {s: by[f"{path} {s}"].tps / by[f"bare {s}"].tps for s in shapes}
         print(f"{path} vs bare, pooled over all rounds: " + ", ".join(f"{s} {r:.2f}" for s, r in pooled.items()))
         parts = []
@@ -425,12 +465,27 @@ def main() -> int:
     if by["bare sequential"].cpu_s:
         print("CPU ms per transition, by process (client = this benchmark's callers):")
         for s in shapes:
-            for path in ("bare", "update", "http"):
+            for path in ("bare", *labels):
                 r = by[f"{path} {s}"]
-                each = {k: v / r.ops * 1000 for k, v in r.cpu_s.items() if path == "http" or k != "api"}
+                api = "api+enc" if path.endswith("+enc") else "api"
+                each = {
+                    k: v / r.ops * 1000
+                    for k, v in r.cpu_s.items()
+                    if not k.startswith("api") or (path.startswith("http") and k == api)
+                }
                 cells = " ".join(f"{k} {v:5.2f}" for k, v in each.items())
-                print(f"  {path:<6} {s:<12} {cells}  total {sum(each.values()):5.2f}")
-    c8, seq = medians["http", "8 concurrent"], medians["http", "sequential"]
+                print(f"  {path:<10} {s:<12} {cells}  total {sum(each.values()):5.2f}")
+    lines = {}
+    for tag in tags:
+        c8, seq = medians[f"http{tag}", "8 concurrent"], medians[f"http{tag}", "sequential"]
+        lines[tag] = (c8, seq)
+    if "+enc" in lines:
+        c8, seq = lines["+enc"]
+        print(f"ratio+enc http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
+    if "" in lines and "+enc" in lines:
+        (c8, seq), (c8e, seqe) = lines[""], lines["+enc"]
+        print(f"encryption lowers the ratios by c8 {c8 - c8e:+.2f} seq {seq - seqe:+.2f} (limit 0.03)")
+    c8, seq = lines.get("", lines.get("+enc", (0.0, 0.0)))
     print(f"ratio http_vs_bare_c8={c8:.2f} http_vs_bare_seq={seq:.2f}")
     return 0
 

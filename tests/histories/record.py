@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from swoosh.activities.decisions import DecisionStore
 from swoosh.activities.records_jsonl import JsonlSink
 from swoosh.api.client import ProposalFactory, Signers
-from swoosh.workflows.answers import Accepted
+from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.canonical import canonical_json, content_hash
 from swoosh.workflows.engine import EngineConfig
 from swoosh.workflows.ids import workflow_id
@@ -39,6 +40,8 @@ from swoosh.workflows.lifecycle.client import (
     request_snapshot,
     signal_proposal,
 )
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.messages import DeliveryResult, LifecycleSettings
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.testing.driver import LOOP, LifecycleDriver
@@ -138,6 +141,23 @@ async def refusals(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None
     await env_sleep(timedelta(seconds=40))
     await asyncio.sleep(0.5)
     await d.step("Ingestion_SourcesResolved")
+
+
+async def secrets(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A secret-bearing proposal refused before it was sent; the quarantine asked for by a secret-free Update."""
+    await d.step("Boot_ConfigOk")
+    await d.step("Boot_Licensed")
+    answer = await d.try_step("Ingestion_SourcesResolved", {"sources": ["-----BEGIN PRIVATE KEY-----"]})
+    assert isinstance(answer, Rejected) and answer.quarantined, answer
+    await d.state()
+    await d.step("Policy_Release", {"reason": "false positive, reviewed"})
+    await d.step("Ingestion_SourcesResolved")
+
+
+async def encrypted(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """Recorded with payload encryption (the committed test key `encryption-test.key`), across snapshots."""
+    await d.lifecycle()
+    await d.loop(1)
 
 
 async def backlinks(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
@@ -327,11 +347,23 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "adopt": (adopt, LifecycleSettings(snapshot_every=3)),
     "election": (election, LifecycleSettings()),
     "inbox": (inbox, LifecycleSettings()),
+    "encrypted": (encrypted, LifecycleSettings(snapshot_every=8)),
+    "secrets": (secrets, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.
 # terminated-open: before PATCH_TERMINATED_COMPLETES, a TERMINATED project's run stayed open.
 FROZEN = {"terminated-open"}
+# Scenarios recorded with payload encryption: the key file (committed; a test key, never a real one).
+ENCRYPTED: dict[str, Path] = {"encrypted": HERE / "encryption-test.key"}
+
+
+def encryption_of(key_file: Path) -> EncryptionSettings:
+    """The encryption settings of a committed test key file (one `id=<base64>` per line)."""
+    lines = [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+    return EncryptionSettings(keys=tuple(SecretStr(line) for line in lines))
+
+
 # Scenarios that need a store of their own: (sink folder, project id) -> store.
 SINKS: dict[str, Callable[[Path, str], DecisionStore]] = {"refusals": refusing_sink}
 # Engine configs other than a new project's: "adopt" starts as a project recorded before Identity_Rotate.
@@ -357,11 +389,15 @@ async def record(out_dir: Path = HERE, only: list[str] | None = None) -> dict[st
     env = await start_time_skipping()
     stats: dict[str, dict[str, int]] = {}
     try:
-        client = env.client
-        object.__setattr__(client, "_swoosh_sleep", env.sleep)
+        plain = env.client
         for name, (scenario, settings) in SCENARIOS.items():
             if (only and name not in only) or (not only and name in FROZEN):
                 continue
+            client = plain
+            if name in ENCRYPTED:  # same server, every payload encrypted by this client and its worker
+                converter = data_converter(encryption_of(ENCRYPTED[name]))
+                client = Client(plain.service_client, namespace=plain.namespace, data_converter=converter)
+            object.__setattr__(client, "_swoosh_sleep", env.sleep)
             signers = Signers.generate()
             factory = ProposalFactory(signers, f"history-{name}")
             facts = FakeFacts()

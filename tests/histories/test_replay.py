@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from swoosh.workflows.canonical import canonical_json
 from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.lifecycle.tuning import (
     PATCH_ADOPT_RULES,
@@ -22,11 +24,13 @@ from swoosh.workflows.lifecycle.tuning import (
     PATCH_RECEIPTS,
     PATCH_RECORD_BYTES,
     PATCH_REVERB_SNAPSHOT_MIN,
+    PATCH_SECRET_SCAN_IN_VALIDATOR,
     PATCH_TERMINATED_COMPLETES,
 )
 from swoosh.workflows.messages import UNAVAILABLE_ERROR_TYPE
 from swoosh.workflows.receipts import check_records
 from swoosh.workflows.replay.history import load_history_file, run_facts
+from tests.histories.record import ENCRYPTED, encryption_of
 
 # Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
 DOC_RECEIPT_SIGNER = "hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"
@@ -38,6 +42,7 @@ def test_replay_histories_are_committed() -> None:
     assert {"lifecycle", "quarantine", "snapshots", "grace", "reverb", "records", "refusals", "backlinks"} <= names
     assert {"terminated", "terminated-open"} <= names
     assert {"containment", "guard-failure-legacy", "rotation", "adopt", "election", "inbox"} <= names
+    assert {"encrypted", "secrets"} <= names
 
 
 def _shape(name: str) -> list[tuple[int, bool, str]]:
@@ -262,11 +267,17 @@ def test_histories_from_before_adoption_continue_as_new_without_it() -> None:
             assert PATCH_ADOPT_RULES not in _patches(json.loads(path.read_text())["events"]), path.name
 
 
+def _converter(path: Path) -> DataConverter:
+    """Plaintext histories replay with the plain converter; encrypted ones with their committed test key."""
+    scenario = path.name.split("-run")[0]
+    return data_converter(encryption_of(ENCRYPTED[scenario])) if scenario in ENCRYPTED else pydantic_data_converter
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay_history_is_deterministic(path: Path) -> None:
     history = WorkflowHistory.from_json("replay-" + path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+        workflows=[ProjectLifecycle], data_converter=_converter(path), workflow_runner=workflow_runner()
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
@@ -326,3 +337,21 @@ def test_terminated_runs_recorded_before_the_patch_stay_open() -> None:
     for path in Path(__file__).parent.glob("*-run*.json"):
         if not path.name.startswith("terminated-run"):
             assert PATCH_TERMINATED_COMPLETES not in _patches(json.loads(path.read_text())["events"]), path.name
+
+
+def test_secret_proposals_never_reach_the_recorded_history() -> None:
+    """Recorded with the scan in the Update validator: the secret is nowhere, the quarantine was asked for by
+    a secret-free Update; runs recorded before keep scanning (and quarantining) in the handler on replay."""
+    path = Path(__file__).parent / "secrets-run0.json"
+    text = path.read_text()
+    events = json.loads(text)["events"]
+    assert PATCH_SECRET_SCAN_IN_VALIDATOR in _patches(events)
+    assert "BEGIN PRIVATE KEY" not in text and base64.b64encode(b"-----BEGIN PRIVATE KEY").decode()[:20] not in text
+    names = [
+        e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
+        for e in events
+        if "workflowExecutionUpdateAcceptedEventAttributes" in e
+    ]
+    assert names.count("quarantine_for_secret") == 1
+    old = json.loads((Path(__file__).parent / "quarantine-run0.json").read_text())["events"]
+    assert PATCH_SECRET_SCAN_IN_VALIDATOR not in _patches(old)

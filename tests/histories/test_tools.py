@@ -20,7 +20,10 @@ def _runs(name: str) -> list[Path]:
     return sorted(HERE.glob(f"{name}-run*.json"))
 
 
-def test_replay_tool_accepts_committed_histories(capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_tool_accepts_committed_histories(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWOOSH_ENCRYPTION_KEYS_FILE", str(HERE / "encryption-test.key"))  # plaintext ones too
     assert main(["replay", str(HERE), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["ok"] is True

@@ -7,6 +7,7 @@ benchmarks and the tests share one translation of SWOOSH operations into Tempora
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,9 +26,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.answers import Accepted, DryRunAnswer, IdemEntry, Rejected
+from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.document import genesis
-from swoosh.workflows.engine import EngineConfig, EngineSnapshot, new_engine_config
-from swoosh.workflows.errors import SwooshError
+from swoosh.workflows.engine import Admitted, Engine, EngineConfig, EngineSnapshot, new_engine_config
+from swoosh.workflows.errors import ProposalError, SwooshError
 from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.visibility import SEARCH_ATTRIBUTES, search_attributes_of
@@ -43,9 +45,11 @@ from swoosh.workflows.messages import (
     LifecycleInput,
     LifecycleSettings,
     RejectionLogEntry,
+    SecretQuarantine,
     StateView,
 )
-from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.proposal import Proposal, ProposalRequest, parse_proposal
+from swoosh.workflows.secrets import breach_rejection, raw_breaches, secret_breaches
 from swoosh.workflows.statechart import default_statechart
 
 
@@ -128,13 +132,16 @@ async def closed_status(client: Client, project_id: str) -> str | None:
     return None if desc.status in (None, WorkflowExecutionStatus.RUNNING) else desc.status.name
 
 
-def update_id(request: ProposalRequest) -> str:
+def update_id(request: ProposalRequest, client: Client | None = None) -> str:
     """A fresh Temporal update id per call.
 
     The SDK reuses it for its own RPC retries of this call; a caller's resend is a new call and is
     answered by SWOOSH's idem_key dedupe (`duplicate: true`), which, unlike Temporal's update-id
-    dedupe, also survives continue-as-new.
+    dedupe, also survives continue-as-new. The idem key prefixes it for reading the UI, except when
+    payloads are encrypted: an update id is written to history in clear.
     """
+    if client is not None and client.data_converter.payload_codec is not None:
+        return uuid.uuid4().hex
     body = request.body if isinstance(request.body, dict) else {}
     idem = str(body.get("idem_key") or request.header_fields.get("idem_key") or "")[:64]
     return f"{idem}/{uuid.uuid4().hex}"
@@ -189,12 +196,67 @@ def handle(client: Client, project_id: str) -> WorkflowHandle[ProjectLifecycle, 
     return client.get_workflow_handle_for(ProjectLifecycle.run, workflow_id(project_id))
 
 
+# ------------------------------------------------------------------ secrets never sent
+async def refuse_secret(
+    client: Client, project_id: str, request: ProposalRequest, *, quarantine: bool = True
+) -> Rejected | None:
+    """None when `request` carries no secret (a built-in SHHH rule); else its answer, the request never sent.
+
+    A Temporal call writes what it carries to history (a Signal at once, an Update once accepted), so a
+    secret-bearing proposal is never sent. Instead: the project's document is read (a query, nothing
+    written) and the proposal is admitted against it by the pure engine, as the workflow would. If it
+    would be admitted (signed by an identity of the project, for a transition it may propose now), a
+    secret-free `quarantine_for_secret` Update quarantines the project before the answer is returned:
+    `guard_failed` by `policy`, naming rules and places. Otherwise the admission's own rejection, and
+    nothing happens (so no one can quarantine a project with an unsigned body). A resend meets a
+    QUARANTINED project and is answered `quarantined`; a crash before the Update was sent loses
+    nothing the caller's resend does not redo.
+    """
+    try:
+        proposal: Proposal | None = parse_proposal(request)
+    except ProposalError:
+        proposal = None
+    breaches = secret_breaches(proposal) if proposal is not None else raw_breaches(request.body, request.header_fields)
+    if not breaches:
+        return None
+    view = await read_state(client, project_id)
+    engine = Engine(default_statechart(), EngineSnapshot(document=view.projection))
+    quarantined = engine.top == "QUARANTINED"
+    try:
+        admitted = engine.admit(request, int(time.time() * 1000))
+    except ProposalError as err:
+        return Rejected.of(err, view.hash, quarantined=quarantined)
+    if not quarantine or not isinstance(admitted, Admitted):
+        return breach_rejection(breaches, view.hash, quarantined)
+    assert proposal is not None  # admitted, so well formed
+    ask = SecretQuarantine(
+        breaches=breaches, transition=proposal.transition, signer=proposal.signer,
+        idem_key=None if any(" at idem_key" in b for b in breaches) else proposal.idem_key,
+    )  # fmt: skip
+    wf = handle(client, project_id)
+    for wait in (*TURNED_AWAY_WAITS_S, None):
+        try:
+            head = await wf.execute_update(ProjectLifecycle.quarantine_for_secret, ask, id=uuid.uuid4().hex)
+            break
+        except WorkflowUpdateFailedError as err:
+            if wait is None or turned_away(err) is None:
+                raise
+            await asyncio.sleep(wait)
+    return breach_rejection(breaches, head.hash, head.top == "QUARANTINED")
+
+
 async def propose(client: Client, project_id: str, request: ProposalRequest) -> Accepted | Rejected:
-    """Send a proposal as an Update and return the contract answer (accepted, duplicate or rejected)."""
+    """Send a proposal as an Update and return the contract answer (accepted, duplicate or rejected).
+
+    A proposal carrying a secret is never sent (`refuse_secret`).
+    """
+    refused = await refuse_secret(client, project_id, request)
+    if refused is not None:
+        return refused
     wf = handle(client, project_id)
 
     async def send() -> Accepted:
-        return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request))
+        return await wf.execute_update(ProjectLifecycle.transition, request, id=update_id(request, client))
 
     try:
         return await _update(send)
@@ -213,10 +275,16 @@ async def propose(client: Client, project_id: str, request: ProposalRequest) -> 
 
 async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> DryRunAnswer:
     """What sending `request` would be answered now; the project is left exactly as it was."""
+    refused = await refuse_secret(client, project_id, request, quarantine=False)
+    if refused is not None:
+        if refused.error == "guard_failed":
+            reason = refused.reason + " (a real send would also quarantine the project)"
+            refused = refused.model_copy(update={"reason": reason})
+        return DryRunAnswer.would_reject(refused)
     wf = handle(client, project_id)
     for wait in (*TURNED_AWAY_WAITS_S, None):
         try:
-            return await wf.execute_update(ProjectLifecycle.dry_run, request, id=update_id(request))
+            return await wf.execute_update(ProjectLifecycle.dry_run, request, id=update_id(request, client))
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == DRY_RUN_ANSWER_TYPE and cause.details:
@@ -230,20 +298,54 @@ async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> 
 async def propose_with_start(
     client: Client, project_id: str, request: ProposalRequest, keyring: Keyring, task_queue: str
 ) -> Accepted | Rejected:
-    """Create the project if needed and send the proposal, in one round trip."""
+    """Create the project if needed and send the proposal, in one round trip (a secret is never sent)."""
+    try:
+        refused = await refuse_secret(client, project_id, request)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        genesis_hash = content_hash(initial_input(project_id, keyring).snapshot.document)
+        refused = _unsent(request, genesis_hash) if _carries_secret(request) else None
+    if refused is not None:
+        return refused
     inp = initial_input(project_id, keyring)
 
     async def send() -> Accepted:
         op = WithStartWorkflowOperation(ProjectLifecycle.run, inp, **_start_options(project_id, inp, task_queue))
         return await client.execute_update_with_start_workflow(
-            ProjectLifecycle.transition, request, id=update_id(request), start_workflow_operation=op
+            ProjectLifecycle.transition, request, id=update_id(request, client), start_workflow_operation=op
         )
 
     return await _update(send)
 
 
-async def signal_proposal(client: Client, project_id: str, request: ProposalRequest) -> None:
+async def signal_proposal(client: Client, project_id: str, request: ProposalRequest) -> Rejected | None:
+    """Fire-and-forget: queue the proposal (its rejection goes to the rejection log), None.
+
+    A Signal's payload is written to history as it arrives, so a proposal carrying a secret is never
+    signalled: it is answered here, and the project quarantined, as `refuse_secret` says.
+    """
+    refused = await refuse_secret(client, project_id, request)
+    if refused is not None:
+        return refused
     await handle(client, project_id).signal(ProjectLifecycle.propose, request)
+    return None
+
+
+def _carries_secret(request: ProposalRequest) -> bool:
+    try:
+        return bool(secret_breaches(parse_proposal(request)))
+    except ProposalError:
+        return bool(raw_breaches(request.body, request.header_fields))
+
+
+def _unsent(request: ProposalRequest, head_hash: str) -> Rejected:
+    """A project that does not exist yet: refuse the secret-bearing proposal without creating it."""
+    try:
+        breaches = secret_breaches(parse_proposal(request))
+    except ProposalError:
+        breaches = raw_breaches(request.body, request.header_fields)
+    return breach_rejection(breaches, head_hash)
 
 
 async def request_snapshot(client: Client, project_id: str) -> None:

@@ -1,8 +1,8 @@
 """One way to reach Temporal for every SWOOSH process and tool: `connect()` and the data converter.
 
 The worker, the API, `swoosh setup`, `swoosh replay`, `swoosh audit`, the dev stack and the chaos
-harness all connect here, so what a payload looks like on the wire (pydantic JSON) and how the
-cluster is reached are decided once.
+harness all connect here, so what a payload looks like on the wire (pydantic JSON, encrypted with
+the `[encryption]` keys when they are set: `codec.py`) and how the cluster is reached are decided once.
 
 Where the cluster is and how to reach it comes from Temporal's own client configuration
 (`temporalio.envconfig`: the TOML profile file and the `TEMPORAL_*` variables, e.g. `TEMPORAL_ADDRESS`,
@@ -12,6 +12,7 @@ Where the cluster is and how to reach it comes from Temporal's own client config
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -23,13 +24,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from swoosh.workflows.errors import ConfigError, TemporalUnreachable
 from swoosh.workflows.lifecycle import telemetry
+from swoosh.workflows.lifecycle.codec import EncryptionSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
@@ -209,9 +211,20 @@ def _tls_config(settings: TemporalSettings, base: ClientConfigTLS) -> TLSConfig:
     return config
 
 
-def data_converter() -> DataConverter:
-    """How SWOOSH's payloads are written: pydantic models as JSON."""
-    return pydantic_data_converter
+def data_converter(encryption: EncryptionSettings | None = None) -> DataConverter:
+    """How SWOOSH's payloads are written: pydantic models as JSON, AES-256-GCM encrypted when keys are set.
+
+    With encryption, failure messages and stack traces travel encoded (encrypted) too: a rejection's
+    reason quotes the caller's input.
+    """
+    codec = encryption.codec() if encryption is not None else None
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 _runtimes: dict[str, Runtime] = {}
@@ -233,6 +246,7 @@ def runtime_with_metrics(bind: str | None) -> Runtime:
 async def connect(
     settings: TemporalSettings,
     *,
+    encryption: EncryptionSettings | None,
     runtime: Runtime | None = None,
     lazy: bool = False,
     environ: Mapping[str, str] | None = None,
@@ -240,9 +254,11 @@ async def connect(
 ) -> Client:
     """A client for the configured cluster and namespace, with SWOOSH's data converter.
 
-    When `OTEL_TRACES_EXPORTER` turns tracing on, the client (and every worker built from it) carries
-    Temporal's OpenTelemetry plugin (see `telemetry.py`). Raises ConfigError for unusable settings and
-    TemporalUnreachable (with what to check) when the cluster cannot be reached as configured.
+    `encryption` (the process's `[encryption]` settings; required, so that no caller forgets it):
+    None or no keys = payloads in plaintext. When `OTEL_TRACES_EXPORTER` turns tracing on, the client
+    (and every worker built from it) carries Temporal's OpenTelemetry plugin (see `telemetry.py`).
+    Raises ConfigError for unusable settings and TemporalUnreachable (with what to check) when the
+    cluster cannot be reached as configured.
     """
     target = resolve(settings, environ, client_environment=client_environment)
     try:
@@ -253,7 +269,7 @@ async def connect(
             tls=target.tls,
             rpc_metadata=dict(target.rpc_metadata),
             connect_timeout=target.connect_timeout,
-            data_converter=data_converter(),
+            data_converter=data_converter(encryption),
             runtime=runtime or Runtime.default(),
             lazy=lazy,
             plugins=telemetry.client_plugins(),

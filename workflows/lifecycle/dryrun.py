@@ -6,12 +6,12 @@ secret scan) without acting on either; `dry_apply` applies on a trial copy of th
 
 from __future__ import annotations
 
-from swoosh.guards.outcome import GuardOutcome, failed
-from swoosh.guards.policy import scan
+from swoosh.guards.outcome import GuardOutcome
 from swoosh.workflows.answers import Accepted, DryRunAnswer, GuardResult, Rejected
 from swoosh.workflows.engine import Admitted, Engine
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.secrets import breach_outcome, secret_breaches
 
 
 def _result(o: GuardOutcome) -> GuardResult:
@@ -27,9 +27,9 @@ def dry_verdict(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnsw
         return DryRunAnswer.would_reject(Rejected.of(err, head))
     if isinstance(admitted, Accepted):
         return DryRunAnswer.would_accept(admitted, head)
-    breaches = scan(engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
+    breaches = secret_breaches(admitted.proposal, engine.secret_rules)
     if breaches:
-        outcome = failed("policy", *(f"breach: {b}" for b in breaches))
+        outcome = breach_outcome(breaches)
         reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
         breach = ProposalError("guard_failed", reason, failing_guard="policy")
         return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))

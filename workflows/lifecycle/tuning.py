@@ -23,6 +23,9 @@ PATCH_GUARD_CONTAINMENT = "guard-failure-contained"
 # Asked as a run continues-as-new: its snapshot then carries the engine rules new projects have
 # (`EngineConfig.adopt_rules`), so a project started before them adopts them at its next snapshot.
 PATCH_ADOPT_RULES = "engine-rules-adopted"
+# Runs recorded before the Update validator scanned for secrets scanned in the Update handler (and
+# quarantined from there); later runs never see a secret in the handler, the validator refused it.
+PATCH_SECRET_SCAN_IN_VALIDATOR = "secret-scan-in-validator"
 
 # The guard local activity: three quick attempts; facts are cached, so a failure is rarely transient.
 GUARD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3, backoff_coefficient=2.0)

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         PATCH_RECEIPTS,
         PATCH_RECORD_BYTES,
         PATCH_REVERB_SNAPSHOT_MIN,
+        PATCH_SECRET_SCAN_IN_VALIDATOR,
         PATCH_TERMINATED_COMPLETES,
         QUARANTINE_RATIONALE_CHARS,
     )
@@ -78,9 +79,11 @@ with workflow.unsafe.imports_passed_through():
         HealthView,
         LifecycleInput,
         RejectionLogEntry,
+        SecretQuarantine,
         StateView,
     )
     from swoosh.workflows.proposal import ProposalRequest
+    from swoosh.workflows.secrets import breach_outcome, secret_breaches
     from swoosh.workflows.statechart import default_statechart
 
     CHART = default_statechart()
@@ -117,6 +120,7 @@ class ProjectLifecycle:
         self.completes = workflow.patched(PATCH_TERMINATED_COMPLETES)
         # Runs recorded before the inbox had a byte limit queue every signal.
         self.inbox = Inbox(inp.inbox, INBOX_BYTES if workflow.patched(PATCH_INBOX_BYTES) else None)
+        self.scan_in_validator = workflow.patched(PATCH_SECRET_SCAN_IN_VALIDATOR)
         self.outbox = Outbox(self.settings, inp.undelivered, inp.retained, self.engine.index, byte_limits=byte_limits)
         # Spans, log lines and metrics: emitted once, never while replaying; no commands.
         self.observer = Observer(CHART, self.engine.project_id, inp.entered)
@@ -271,7 +275,7 @@ class ProjectLifecycle:
         self.fence.observe(self._task_key())
         async with self.lock:  # handlers await activities: serialise, then re-check the head inside
             try:
-                answer = await self._decide(req)
+                answer = await self._decide(req, scanned=self.scan_in_validator)
             except GuardsUnavailable as err:
                 raise unavailable(err.reason) from None
         if isinstance(answer, Rejected):
@@ -288,6 +292,12 @@ class ProjectLifecycle:
         except ProposalError as err:
             raise rejection_error(self._rejected(err)) from None
         if isinstance(admitted, Admitted):
+            # A secret must never reach history: refused here, where nothing is written. (Callers going
+            # through `lifecycle.client` never send one; they ask for the quarantine with `quarantine_for_secret`.)
+            # The newest rules, whatever the project's version: a validator is never replayed.
+            breaches = secret_breaches(admitted.proposal)
+            if breaches:
+                raise rejection_error(self._secret_rejected(breaches))
             behind = self.outbox.backlog_reason()
             if behind is not None:
                 raise retry_later(behind)  # back-pressure, not loss: duplicates and rejections are still answered
@@ -320,12 +330,54 @@ class ProjectLifecycle:
         if self.fence.fenced(self._task_key()):
             raise retry_later("the project is busy recovering a workflow task; resend the same proposal")
         verdict = dry_verdict(self.engine, req, self._now_ms())
+        if isinstance(verdict, Admitted) and secret_breaches(verdict.proposal):
+            # Matches only the newest rules (not the project's own): never accepted into history either.
+            outcome = breach_outcome(secret_breaches(verdict.proposal))
+            reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
+            breach = ProposalError("guard_failed", reason, failing_guard="policy")
+            verdict = DryRunAnswer.would_reject(Rejected.of(breach, self.engine.head_hash, [result_of(outcome)]))
         if isinstance(verdict, Admitted) and verdict.transition.spec.guards:
             return  # accepted as an Update: the handler runs the guards
         answer = verdict if isinstance(verdict, DryRunAnswer) else dry_apply(self.engine, verdict, [], self._now_ms())
         raise ApplicationError(
             "dry run answered", answer.model_dump(mode="json"), type=DRY_RUN_ANSWER_TYPE, non_retryable=True
         )
+
+    # ------------------------------------------------------------------ secrets
+    # Named after the method (UPDATE_QUARANTINE), as `transition` is, so method references are typed.
+    @workflow.update
+    async def quarantine_for_secret(self, req: SecretQuarantine) -> HeadView:
+        """Quarantine for a secret-bearing proposal refused before it was sent (the request names no secret).
+
+        An Update, not a Signal, so the caller's 400 answer comes after the quarantine is in force; a
+        resend finds the project QUARANTINED already and changes nothing.
+        """
+        self.fence.observe(self._task_key())
+        async with self.lock:
+            note = f"proposal {req.idem_key or '?'} ({req.transition or '?'}) by {req.signer or '?'}, never sent"
+            self._quarantine_for(breach_outcome(list(req.breaches)), note)
+            reason = "; ".join(breach_outcome(list(req.breaches)).reasons)
+            self.rejections.append(
+                RejectionLogEntry(
+                    idem_key=req.idem_key,
+                    transition=req.transition,
+                    error="guard_failed",
+                    reason=f"{reason} (refused before it reached the workflow)"[:QUARANTINE_RATIONALE_CHARS],
+                    failing_guard="policy",
+                    at_index=self.engine.index,
+                )
+            )
+        return views.head_view(self.engine)
+
+    @quarantine_for_secret.validator
+    def validate_quarantine_for_secret(self, req: SecretQuarantine) -> None:
+        if self.fence.fenced(self._task_key()):
+            raise retry_later("the project is busy recovering a workflow task; resend the same request")
+
+    def _secret_rejected(self, breaches: list[str]) -> Rejected:
+        outcome = breach_outcome(breaches)
+        breach = ProposalError("guard_failed", "; ".join(outcome.reasons), failing_guard="policy")
+        return self._rejected(breach, [result_of(outcome)])
 
     @workflow.signal(name=SIGNAL_PROPOSE)
     def propose(self, req: ProposalRequest) -> None:
@@ -354,8 +406,15 @@ class ProjectLifecycle:
         if isinstance(answer, Rejected):
             self.rejections.append(views.rejection_entry(req, answer, self.engine.index))
 
-    async def _decide(self, req: ProposalRequest, parent: Context | None = None) -> Accepted | Rejected:
-        """Decide a proposal; `parent`: the trace its span joins (None: the handler's current one)."""
+    async def _decide(
+        self, req: ProposalRequest, parent: Context | None = None, scanned: bool = False
+    ) -> Accepted | Rejected:
+        """Decide a proposal; `parent`: the trace its span joins (None: the handler's current one).
+
+        `scanned`: the Update validator already scanned it for secrets. The Signal path always scans here:
+        a Signal's payload is in history already, so the best left to do is to refuse it and quarantine.
+        Runs recorded before `scan_in_validator` scan here too.
+        """
         try:
             admitted = self.engine.admit(req, self._now_ms())
         except ProposalError as err:
@@ -366,7 +425,7 @@ class ProjectLifecycle:
         if isinstance(admitted, Accepted):
             return admitted  # a duplicate: nothing new was decided, so no span of its own
         with self.observer.transition_span(parent) as span:
-            answer, record = await self._decide_admitted(admitted)
+            answer, record = await self._decide_admitted(admitted, scanned)
             if isinstance(answer, Rejected):
                 self.observer.rejected(span, admitted.proposal.transition, answer)
             elif record:
@@ -375,9 +434,12 @@ class ProjectLifecycle:
                 self.observer.duplicate(span, answer)  # applied meanwhile under the same idem_key
         return answer
 
-    async def _decide_admitted(self, admitted: Admitted) -> tuple[Accepted | Rejected, dict[str, Any]]:
+    async def _decide_admitted(
+        self, admitted: Admitted, scanned: bool = False
+    ) -> tuple[Accepted | Rejected, dict[str, Any]]:
         """Guards and the engine for an admitted proposal; the record is empty unless newly applied."""
-        breaches = scan(self.engine.secret_rules, admitted.proposal.inputs, admitted.proposal.evidence)
+        p = admitted.proposal
+        breaches = [] if scanned else scan(self.engine.secret_rules, p.inputs, p.evidence)
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self._quarantine_for(outcome)
@@ -403,10 +465,10 @@ class ProjectLifecycle:
             self._accepted(answer, record, False, span)
         return answer
 
-    def _quarantine_for(self, outcome: GuardOutcome) -> None:
+    def _quarantine_for(self, outcome: GuardOutcome, note: str = "") -> None:
         if self.engine.top in ("QUARANTINED", "TERMINATED"):
             return
-        rationale = "SHHH policy breach: " + "; ".join(outcome.reasons)
+        rationale = "SHHH policy breach: " + "; ".join(outcome.reasons) + (f" ({note})" if note else "")
         try:
             self._system("Policy_Quarantine", {"reason": rationale[:QUARANTINE_RATIONALE_CHARS]})
         except ProposalError:

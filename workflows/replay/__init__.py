@@ -10,6 +10,7 @@ from swoosh.workflows.replay.audit import audit, read_records
 from swoosh.workflows.replay.fold import FoldResult, fold
 from swoosh.workflows.replay.history import (
     RunFacts,
+    decode_histories,
     fetch_project_runs,
     history_files,
     load_history_file,
@@ -24,6 +25,7 @@ __all__ = [
     "Replica",
     "RunFacts",
     "audit",
+    "decode_histories",
     "fetch_project_runs",
     "fold",
     "group_by_project",

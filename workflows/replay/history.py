@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
 from swoosh.workflows.answers import Accepted
+from swoosh.workflows.lifecycle.codec import PayloadKeyError
 from swoosh.workflows.messages import (
     ACTIVITY_DELIVER,
     SIGNAL_PROPOSE,
@@ -51,7 +56,50 @@ class RunFacts:
 
 
 def _decode(payloads: Any, type_hint: type) -> Any:
+    if any(p.metadata.get("encoding") == b"binary/encrypted" for p in payloads):
+        raise PayloadKeyError(
+            "the history's payloads are encrypted: read it with the encryption keys (SWOOSH_ENCRYPTION_KEYS or "
+            "SWOOSH_ENCRYPTION_KEYS_FILE)"
+        )
     return CONVERTER.from_payloads(list(payloads), [type_hint])[0]
+
+
+def _payloads_in(message: Message, out: list[Payload]) -> None:
+    for field_desc, value in message.ListFields():
+        if field_desc.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        values: list[Any]
+        if isinstance(value, Message):
+            values = [value]
+        elif hasattr(value, "values") and callable(value.values):  # a map field
+            values = list(value.values())
+        else:  # a repeated field
+            values = list(value)
+        for item in values:
+            if not isinstance(item, Message):
+                continue
+            if isinstance(item, Payload):
+                out.append(item)
+            else:
+                _payloads_in(item, out)
+
+
+async def decode_histories(histories: list[WorkflowHistory], codec: PayloadCodec | None) -> list[WorkflowHistory]:
+    """Decrypt every payload of these histories in place (encrypted runs; plaintext ones are left as they are).
+
+    Temporal's Replayer decodes by itself; `run_facts` and the other readers here need plain payloads.
+    """
+    if codec is None:
+        return histories
+    for history in histories:
+        found: list[Payload] = []
+        for event in history.events:
+            _payloads_in(event, found)
+        encrypted = [p for p in found if p.metadata.get("encoding") == b"binary/encrypted"]
+        if encrypted:
+            for old, new in zip(encrypted, await codec.decode(encrypted), strict=True):
+                old.CopyFrom(new)
+    return histories
 
 
 def _idem_key(req: ProposalRequest) -> str | None:
@@ -148,7 +196,14 @@ def history_files(paths: list[Path]) -> list[Path]:
 
 
 async def fetch_project_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
-    """Every run of a workflow id, oldest first (via visibility, falling back to the continue-as-new chain)."""
+    """Every run of a workflow id, oldest first (via visibility, falling back to the continue-as-new chain).
+
+    Payloads come back decrypted with the client's codec (its encryption keys), ready for `run_facts`.
+    """
+    return await decode_histories(await _fetch_runs(client, workflow_id), client.data_converter.payload_codec)
+
+
+async def _fetch_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
     runs: list[tuple[Any, str]] = []
     try:
         async for wf in client.list_workflows(f"WorkflowId = '{workflow_id}'"):

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.replay.fold import FoldResult, fold
-from swoosh.workflows.replay.history import RunFacts, run_facts
+from swoosh.workflows.replay.history import RunFacts, decode_histories, run_facts
 
 
 @dataclass
@@ -61,11 +62,15 @@ async def replay_projects(
     heads: dict[str, str] | None = None,
     do_fold: bool = True,
     progress: bool = False,
+    converter: DataConverter | None = None,
 ) -> list[ProjectReport]:
-    """Replay every history and fold every project; one report per project."""
-    replayer = Replayer(
-        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
-    )
+    """Replay every history and fold every project; one report per project.
+
+    `converter`: the processes' data converter (`connection.data_converter(encryption)`), so encrypted
+    histories replay and fold; default plaintext.
+    """
+    converter = converter or data_converter()
+    replayer = Replayer(workflows=[ProjectLifecycle], data_converter=converter, workflow_runner=workflow_runner())
     reports = []
     total = sum(len(v) for v in groups.values())
     done = 0
@@ -74,6 +79,7 @@ async def replay_projects(
         facts: list[RunFacts] = []
         for h in histories:
             result = await replayer.replay_workflow(h, raise_on_replay_failure=False)
+            await decode_histories([h], converter.payload_codec)
             if result.replay_failure is None:
                 report.replayed_ok += 1
             else:

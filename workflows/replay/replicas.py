@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import (
     ContinueAsNewInput,
     ExecuteWorkflowInput,
@@ -28,6 +28,7 @@ from temporalio.worker import (
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.canonical import content_hash
 from swoosh.workflows.lifecycle import ProjectLifecycle
+from swoosh.workflows.lifecycle.connection import data_converter
 from swoosh.workflows.lifecycle.sandbox import workflow_runner
 from swoosh.workflows.messages import LifecycleInput
 
@@ -85,12 +86,15 @@ class _Probe(Interceptor):
         return Inbound
 
 
-async def replica_pass(histories: list[WorkflowHistory]) -> Replica:
-    """Replay every history with a fresh Replayer; collect what the replayed workflows computed."""
+async def replica_pass(histories: list[WorkflowHistory], converter: DataConverter | None = None) -> Replica:
+    """Replay every history with a fresh Replayer; collect what the replayed workflows computed.
+
+    `converter`: the processes' data converter (encrypted histories need its keys); default plaintext.
+    """
     replica = Replica()
     replayer = Replayer(
         workflows=[ProjectLifecycle],
-        data_converter=pydantic_data_converter,
+        data_converter=converter or data_converter(),
         workflow_runner=workflow_runner(),
         interceptors=[_Probe(replica)],
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.canonical import content_hash
@@ -31,7 +31,7 @@ from swoosh.workflows.ids import workflow_id
 from swoosh.workflows.messages import LifecycleInput
 from swoosh.workflows.reducer import clone
 from swoosh.workflows.replay.fold import apply_record
-from swoosh.workflows.replay.history import CONVERTER, RunFacts, run_facts
+from swoosh.workflows.replay.history import CONVERTER, RunFacts, decode_histories, run_facts
 from swoosh.workflows.statechart import default_statechart
 
 K = TypeVar("K")
@@ -187,7 +187,8 @@ class PastStates:
             if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 break
             started = event.workflow_execution_started_event_attributes
-            # Decoded like `run_facts` decodes every payload it reads.
+            # Decoded like `run_facts` decodes every payload it reads (decrypted first when encrypted).
+            await decode_histories([WorkflowHistory(wid, [event])], client.data_converter.payload_codec)
             inp = CONVERTER.from_payloads(list(started.input.payloads), [LifecycleInput])[0]
             link = RunLink(
                 run_id, int(inp.snapshot.document["meta"]["index"]), started.continued_execution_run_id or None
@@ -201,6 +202,7 @@ class PastStates:
         if facts is None:
             self.fetches += 1
             history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
+            await decode_histories([history], client.data_converter.payload_codec)
             facts = run_facts(history)
             if finished:
                 self._runs.put((wid, run_id), facts)

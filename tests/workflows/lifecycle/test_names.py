@@ -11,7 +11,7 @@ from swoosh.workflows.lifecycle import ProjectLifecycle
 def test_workflow_handler_names_are_the_message_names() -> None:
     defn = _Definition.must_from_class(ProjectLifecycle)
     assert defn.name == messages.WORKFLOW_NAME
-    assert set(defn.updates) == {messages.UPDATE_TRANSITION, messages.UPDATE_DRY_RUN}
+    assert set(defn.updates) == {messages.UPDATE_TRANSITION, messages.UPDATE_DRY_RUN, messages.UPDATE_QUARANTINE}
     assert set(defn.signals) == {messages.SIGNAL_PROPOSE, messages.SIGNAL_SNAPSHOT}
     assert set(defn.queries) == {
         messages.QUERY_STATE,
