@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from swoosh.api.server.admission import Admission
 from swoosh.api.server.fastpath import FastTransitions, SwooshAPI
-from swoosh.api.server.gateway import ClientProvider, ClientSource, DecisionPages, Gateway, WindowSource
+from swoosh.api.server.gateway import Gateway
 from swoosh.api.server.http import MAX_BODY_BYTES, HttpEdge
 from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.migration import MigrationService, MigrationSettings
@@ -25,6 +25,7 @@ from swoosh.api.server.quota import ProjectQuota
 from swoosh.api.server.router import MigrationRouter
 from swoosh.api.server.routes import router
 from swoosh.api.server.signing import GatewayKeys, SigningGateway
+from swoosh.api.server.sources import ClientProvider, ClientSource, DecisionPages, WindowSource
 from swoosh.api.server.tokens import ApiToken, TokenSet
 from swoosh.api.server.tracing import instrument, traced_fast_path
 from swoosh.workflows.engine import EngineConfig

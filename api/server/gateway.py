@@ -1,239 +1,55 @@
 """The API's one gateway to Temporal: admission, timeouts, error translation, metrics and logs.
 
 Routes call `Gateway`; it calls `workflows.lifecycle.client` (the one translation of SWOOSH operations into
-Temporal calls) and never lets a Temporal exception escape untranslated.
+Temporal calls) and never lets a Temporal exception escape untranslated. This module holds what changes
+things — projects, transitions (signed by their caller, signed by the signing gateway, dry runs) — and
+the process's readiness; the reads are `gateway_reads.py`, the settings and the one call `gateway_core.py`,
+what it reads besides Temporal's answers `sources.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.api.models import (
-    DecisionsAnswer,
-    NextWindowed,
-    Receipt,
-    ReceiptsAnswer,
     RejectionBody,
-    WindowClassView,
-    WindowsAnswer,
 )
 from swoosh.api.server import jsonlog
-from swoosh.api.server.admission import Admission
-from swoosh.api.server.metrics import ApiMetrics
+from swoosh.api.server.body import decode_body
+from swoosh.api.server.gateway_reads import GatewayReads
 from swoosh.api.server.problems import (
     ClosedProblem,
     ForbiddenProblem,
     HttpProblem,
-    NotFoundProblem,
     OverloadedProblem,
-    QueryFailed,
-    RecordsUnavailableProblem,
     SetupProblem,
     UnavailableProblem,
-    translate,
 )
-from swoosh.api.server.quota import ProjectQuota
-from swoosh.api.server.signing import Delegation, LegacyProposal, SigningGateway, is_legacy_body
+from swoosh.api.server.signing import Delegation, LegacyProposal, is_legacy_body
+from swoosh.api.server.sources import store_problem
 from swoosh.api.server.tokens import ANONYMOUS, Principal, required_scope
 from swoosh.api.server.tracing import annotate
-from swoosh.workflows.answers import Accepted, DryRunAnswer, IdemEntry, Rejected
-from swoosh.workflows.canonical import canonical_json
-from swoosh.workflows.document import projection_sections
-from swoosh.workflows.engine import EngineConfig
+from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
-from swoosh.workflows.keyring import Keyring
 from swoosh.workflows.lifecycle.client import (
     ProjectClosed,
     dry_run,
     ensure_project,
     propose,
-    read_decisions,
     read_head,
-    read_health,
-    read_receipts,
-    read_seen,
-    read_state,
 )
 from swoosh.workflows.lifecycle.namespace import namespace_problem
-from swoosh.workflows.lifecycle.shadow_client import ledger_report
-from swoosh.workflows.lifecycle.views import document_view
-from swoosh.workflows.messages import HeadView, HealthView, LifecycleSettings, StateView
+from swoosh.workflows.messages import HeadView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
-from swoosh.workflows.replay.timetravel import PastStates, PastUnavailable
-from swoosh.workflows.shadow import ShadowReport
-from swoosh.workflows.statechart import default_statechart
 
-CHART = default_statechart()
-
-T = TypeVar("T")
-ClientProvider = Callable[[], Awaitable[Client]]
-SetupCheck = Callable[[Client], Awaitable[str | None]]  # None = the namespace is ready for SWOOSH
-
-MAX_DEPTH = 32
 RETRY_HEADER = "X-Swoosh-Retry"
-
-
-class DecisionPages(Protocol):
-    """The configured decision-record store, read for the records a project's workflow no longer holds.
-
-    The worker composes it from the `[records]` settings (JSONL files, PostgreSQL or BUBBLE); the API
-    never reads another process's files on its own.
-    """
-
-    kind: str
-
-    async def page(self, project_id: str, after_index: int, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` records of the project with index > `after_index`, in index order."""
-        ...
-
-    async def receipts(self, project_id: str) -> list[dict[str, Any]]:
-        """Every snapshot receipt the store holds for the project, by `from_index`."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-@runtime_checkable
-class CheckedStore(Protocol):
-    """A decision store that can say whether it is usable now (for `/readyz`)."""
-
-    async def check(self) -> str | None: ...
-
-
-READY_PROBE_PROJECT = "swoosh-readyz"  # a project id no one uses: a one-record read of it proves the store answers
-
-
-async def store_problem(store: DecisionPages) -> str | None:
-    """Why the decision store cannot be read now (for `/readyz`), or None.
-
-    Its own `check()` when it has one, else a one-record read (which must answer, even if empty).
-    """
-    try:
-        if isinstance(store, CheckedStore):
-            return await store.check()
-        await store.page(READY_PROBE_PROJECT, 0, 1)
-    except Exception as err:  # any failure of the store is the store's, reported as such
-        return f"the decision-record store ({store.kind}) cannot be read: {type(err).__name__}"
-    return None
-
-
-def _unreachable(err: BaseException) -> HttpProblem:
-    """A failure to connect or to check the namespace: 429 for Temporal's RESOURCE_EXHAUSTED, else 503."""
-    mapped = translate(err) if isinstance(err, RPCError) else None
-    if isinstance(mapped, OverloadedProblem):
-        return mapped
-    return UnavailableProblem(f"Temporal cannot be reached: {type(err).__name__}")
-
-
-class WindowSource(Protocol):
-    """BACKBEAT's windows as the workers' facts will show them (the worker composes it from its settings)."""
-
-    async def windows(self) -> dict[str, Any]:
-        """`{"now_ms", "source", "window_id", "phase", "classes": {class: {window_id, open, opens_at_ms,
-        closes_at_ms}}, "error"}`."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class ClientSource:
-    """A Temporal client, given or connected on demand; connection failures become 503.
-
-    With a `setup_check`, the namespace is checked once, before the first use of the client: until
-    `swoosh setup` has prepared it, every request is a 503 saying so (instead of failing later, e.g.
-    a project start refused for undefined search attributes).
-    """
-
-    def __init__(
-        self, client: Client | ClientProvider, connect_timeout_s: float = 5.0, setup_check: SetupCheck | None = None
-    ) -> None:
-        self._client = client if isinstance(client, Client) else None
-        self._provider = None if isinstance(client, Client) else client
-        self._lock = asyncio.Lock()
-        self._timeout = connect_timeout_s
-        self._setup_check = setup_check
-        self._verified = setup_check is None
-        self._last_failure = ""
-
-    async def get(self) -> Client:
-        client = self._client if self._client is not None else await self._connect()
-        if not self._verified:
-            await self._verify(client)
-        return client
-
-    async def _connect(self) -> Client:
-        assert self._provider is not None
-        async with self._lock:
-            if self._client is None:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        self._client = await self._provider()
-                except (RuntimeError, OSError, TimeoutError, RPCError) as err:
-                    # TemporalUnreachable (a RuntimeError) says where and what to check: logged (once per
-                    # distinct failure), while the caller's answer says less.
-                    failure = str(err)[:1000] or type(err).__name__
-                    if failure != self._last_failure:
-                        self._last_failure = failure
-                        jsonlog.event(f"cannot connect to Temporal: {failure}", level=30, event="temporal_unreachable")
-                    raise _unreachable(err) from None
-            return self._client
-
-    async def _verify(self, client: Client) -> None:
-        assert self._setup_check is not None
-        async with self._lock:
-            if self._verified:
-                return
-            try:
-                async with asyncio.timeout(self._timeout):
-                    problem = await self._setup_check(client)
-            except (RPCError, RuntimeError, OSError, TimeoutError) as err:  # a lazy client connects here
-                raise _unreachable(err) from None
-            if problem is not None:
-                raise SetupProblem(problem)
-            self._verified = True
-
-
-def decode_body(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The body as a JSON object, or the schema reason it is not one."""
-    if not raw.strip():
-        return None, "the body is empty; send a JSON object"
-    try:
-        value = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        return None, "the body is nested too deeply"
-    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, int digit limits
-        return None, f"the body is not valid JSON: {str(err)[:200]}"
-    if not isinstance(value, dict):
-        return None, "the body must be a JSON object"
-    if _depth(value) > MAX_DEPTH:
-        return None, f"the body is nested deeper than {MAX_DEPTH} levels"
-    try:
-        canonical_json(value)
-    except (UnicodeEncodeError, ValueError, TypeError):
-        return None, "the body has strings that are not valid Unicode text"
-    return value, None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
 
 
 @dataclass
@@ -242,54 +58,8 @@ class TransitionOutcome:
     answer: Accepted | RejectionBody | DryRunAnswer
 
 
-@dataclass
-class Gateway:
-    source: ClientSource
-    task_queue: str
-    keyring: Keyring | None
-    default_project: str
-    admission: Admission = field(default_factory=Admission)
-    metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    engine_config: EngineConfig | None = None
-    lifecycle_settings: LifecycleSettings | None = None
-    update_timeout_s: float = 60.0
-    query_timeout_s: float = 15.0
-    exhausted_retries: int = 3
-    decision_store: DecisionPages | None = None  # None: only the records the workflow still holds
-    windows: WindowSource | None = None  # None: this API cannot tell callers about BACKBEAT windows
-    quota: ProjectQuota = field(default_factory=lambda: ProjectQuota(None))
-    past: PastStates = field(default_factory=PastStates)
-    past_timeout_s: float = 120.0  # rebuilding an old state may read a few megabytes of history
-    signing: SigningGateway | None = None  # legacy bodies of tokens bound to a gateway identity
-
-    # ------------------------------------------------------------------ plumbing
-    async def _call(self, project_id: str | None, timeout_s: float, fn: Callable[[Client], Awaitable[T]]) -> T:
-        client = await self.source.get()
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await fn(client)
-        except HttpProblem:
-            raise
-        except Exception as err:
-            mapped = translate(err, project_id)
-            if mapped is err:
-                raise
-            raise mapped from None
-
-    async def head(self, project_id: str) -> HeadView | None:
-        """The head for a rejection answer: NotFoundProblem propagates; an unreachable Temporal gives None."""
-        try:
-            return await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
-        except NotFoundProblem:
-            raise
-        except (HttpProblem, QueryFailed):
-            return None
-
-    async def schema_rejection(self, project_id: str | None, reason: str) -> RejectionBody:
-        head = await self.head(project_id) if project_id is not None and is_project_id(project_id) else None
-        if head is None:
-            return RejectionBody.schema_error(reason, None)
-        return RejectionBody.schema_error(reason, head.hash, quarantined=head.top == "QUARANTINED")
+class Gateway(GatewayReads):
+    """The API's one way to Temporal: projects, transitions (signed, gateway-signed, dry runs), reads, readiness."""
 
     # ------------------------------------------------------------------ projects
     async def create_project(self, project_id: str) -> bool:
@@ -446,16 +216,6 @@ class Gateway:
         transition = body.get("transition")
         return await self._dry_run(project_id, request, transition if isinstance(transition, str) else None)
 
-    async def read_head_view(self, project_id: str) -> HeadView:
-        return await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
-
-    async def seen(self, project_id: str, idem_key: str) -> IdemEntry | None:
-        """What the project's idempotency window holds for `idem_key` (None too when the project does not exist)."""
-        try:
-            return await self._call(project_id, self.query_timeout_s, lambda c: read_seen(c, project_id, idem_key))
-        except NotFoundProblem:
-            return None
-
     async def _propose(self, project_id: str, request: ProposalRequest, transition: str | None) -> Accepted | Rejected:
         attempt = 0
         while True:
@@ -496,184 +256,6 @@ class Gateway:
             principal.label,
         )
         return TransitionOutcome(400, rejection)
-
-    # ------------------------------------------------------------------ reads
-    async def state(self, project_id: str, projection: str | None, at: int | None = None) -> StateView | RejectionBody:
-        """The state now, or after index `at` (rebuilt from history; `at` past the head is a schema error)."""
-        try:
-            names = projection_sections(projection)
-        except ValueError as err:
-            return await self.schema_rejection(project_id, str(err))
-        if at is not None:
-            head = await self._call(project_id, self.query_timeout_s, lambda c: read_head(c, project_id))
-            if at > head.index:
-                reason = f"at={at} is after the project's last index {head.index}"
-                return RejectionBody.schema_error(reason, head.hash)
-            if at < head.index:
-                return await self._past(project_id, at, names, head.hash)
-        try:
-            return await self._call(project_id, self.query_timeout_s, lambda c: read_state(c, project_id, names))
-        except QueryFailed as err:
-            return await self.schema_rejection(project_id, str(err)[:500])
-
-    async def _past(self, project_id: str, at: int, names: list[str] | None, head: str) -> StateView | RejectionBody:
-        async def rebuild(c: Client) -> StateView:
-            async def more(after_index: int, limit: int) -> list[dict[str, Any]]:
-                return (await read_decisions(c, project_id, after_index, min(limit, 1000))).records
-
-            past = await self.past.state_at(c, project_id, at, more_records=more)
-            return document_view(past.document, past.hash, names)
-
-        try:
-            return await self._call(project_id, self.past_timeout_s, rebuild)
-        except PastUnavailable as err:
-            return RejectionBody.schema_error(str(err), head)
-
-    async def health(self, project_id: str) -> HealthView:
-        return await self._call(project_id, self.query_timeout_s, lambda c: read_health(c, project_id))
-
-    async def decisions(self, project_id: str, after_index: int, limit: int) -> DecisionsAnswer:
-        """A page of records `after_index + 1 ..`: the workflow's retained ones, older ones from the store.
-
-        The page has no holes: a record the workflow no longer holds and the store cannot give is an
-        error (503, the store may be behind or unreachable), never silently skipped.
-        """
-        page = await self._call(
-            project_id, self.query_timeout_s, lambda c: read_decisions(c, project_id, after_index, limit)
-        )
-        records = list(page.records)
-        first = page.first_retained_index
-        wanted_last = min(page.head_index, after_index + limit)
-        if wanted_last > after_index and (first is None or first > after_index + 1):
-            older_last = wanted_last if first is None else min(wanted_last, first - 1)
-            older = await self._older_records(project_id, after_index, older_last)
-            records = (older + [r for r in records if int(r["index"]) > older_last])[:limit]
-        _check_page(project_id, after_index, records)
-        next_after = int(records[-1]["index"]) if records else after_index
-        return DecisionsAnswer(
-            project_id=project_id,
-            records=records,
-            head_index=page.head_index,
-            first_retained_index=first,
-            next_after_index=next_after,
-        )
-
-    async def _older_records(self, project_id: str, after_index: int, last: int) -> list[dict[str, Any]]:
-        """Records after_index+1 .. last from the decision-record store, all of them or a RecordsUnavailable."""
-        store = self.decision_store
-        span = f"{after_index + 1}..{last}"
-        if store is None:
-            raise RecordsUnavailableProblem(
-                f"records {span} of project {project_id} are no longer held by its workflow and this API has "
-                "no decision-record store configured",
-                retry_after=None,
-            )
-        try:
-            async with asyncio.timeout(self.query_timeout_s):
-                got = await store.page(project_id, after_index, last - after_index)
-        except Exception as err:  # any failure of the store is the store's, reported as such
-            jsonlog.event(
-                f"decision-record store ({store.kind}) read failed: {type(err).__name__}: {str(err)[:300]}",
-                event="records_read_failed",
-                project_id=project_id,
-            )
-            raise RecordsUnavailableProblem(
-                f"the decision-record store ({store.kind}) cannot be read for records {span}: {type(err).__name__}"
-            ) from None
-        older = [r for r in got if int(r["index"]) <= last]
-        indexes = [int(r["index"]) for r in older]
-        if indexes != list(range(after_index + 1, last + 1)):
-            have = next((i for n, i in enumerate(indexes) if i != after_index + 1 + n), None)
-            missing = after_index + 1 + len(indexes) if have is None else after_index + 1 + indexes.index(have)
-            raise RecordsUnavailableProblem(
-                f"the decision-record store ({store.kind}) lacks record {missing} of project {project_id} "
-                f"(records {span} are no longer held by the workflow): not delivered yet, or written to "
-                "another store; retry later"
-            )
-        return older
-
-    async def window(self, project_id: str) -> WindowsAnswer:
-        """BACKBEAT now, each window class, and the project's next window-gated transition."""
-        view = await self._call(project_id, self.query_timeout_s, lambda c: read_state(c, project_id, ["meta"]))
-        if self.windows is None:
-            raise UnavailableProblem("this API has no BACKBEAT settings to read windows from", retry_after=None)
-        table = await self.windows.windows()
-        now = int(table["now_ms"])
-        classes = {
-            name: WindowClassView(
-                **c,
-                opens_in_ms=None if c["opens_at_ms"] is None else max(0, int(c["opens_at_ms"]) - now),
-                closes_in_ms=None if c["closes_at_ms"] is None else max(0, int(c["closes_at_ms"]) - now),
-            )
-            for name, c in table["classes"].items()
-        }
-        gates = {t.name: str(t.spec.window) for t in CHART.transitions.values() if t.spec.window is not None}
-        nxt = None
-        if view.phase["top"] == "EXECUTION":
-            for t in CHART.transitions.values():
-                s = t.spec
-                if s.window is not None and s.machine == "execution" and view.phase["execution"] in t.sources:
-                    c = classes.get(s.window)
-                    nxt = NextWindowed(
-                        transition=s.name,
-                        window_class=s.window,
-                        window_id=c.window_id if c else None,
-                        open=bool(c and c.open),
-                        opens_in_ms=c.opens_in_ms if c else None,
-                        closes_in_ms=c.closes_in_ms if c else None,
-                    )
-                    break
-        return WindowsAnswer(
-            project_id=project_id,
-            now_ms=now,
-            source=str(table["source"]),
-            window_id=table.get("window_id"),
-            phase=table.get("phase"),
-            classes=classes,
-            gates=gates,
-            next=nxt,
-            error=table.get("error"),
-        )
-
-    async def receipts(self, project_id: str) -> ReceiptsAnswer:
-        """Every snapshot receipt: those in the store, then those the workflow has not stored yet (unsigned)."""
-        held = await self._call(project_id, self.query_timeout_s, lambda c: read_receipts(c, project_id))
-        stored: list[dict[str, Any]] = []
-        store = self.decision_store
-        if store is not None and hasattr(store, "receipts"):  # a store written before receipts keeps none
-            try:
-                async with asyncio.timeout(self.query_timeout_s):
-                    stored = await store.receipts(project_id)
-            except Exception as err:  # the store's failure, reported as such
-                jsonlog.event(
-                    f"decision-record store ({store.kind}) receipts read failed: {type(err).__name__}",
-                    event="records_read_failed",
-                    project_id=project_id,
-                )
-                raise RecordsUnavailableProblem(
-                    f"the decision-record store ({store.kind}) cannot be read for receipts: {type(err).__name__}"
-                ) from None
-        by_start = {int(r["from_index"]): r for r in held}
-        by_start.update({int(r["from_index"]): r for r in stored})  # the store's copy is the signed one
-        return ReceiptsAnswer(
-            project_id=project_id, receipts=[Receipt.model_validate(by_start[k]) for k in sorted(by_start)]
-        )
-
-    async def shadow_report(self, project_id: str, limit: int) -> ShadowReport:
-        """The project's migration ledger report (empty when nothing was ever compared for it)."""
-        report = await self._call(project_id, self.query_timeout_s, lambda c: ledger_report(c, project_id, limit))
-        if report is None:
-            return ShadowReport(
-                project_id=project_id,
-                compared={},
-                diverged={},
-                by_kind={},
-                claims=0,
-                pending=0,
-                dropped=0,
-                divergences=[],
-            )
-        return report
 
     async def readiness(self, timeout_s: float = 5.0) -> str | None:
         """None when this API can serve (Temporal reachable, namespace ready, decision store usable), else why not."""
@@ -735,20 +317,6 @@ class Gateway:
             except TimeoutError:
                 pass
             wait = min(max_every_s, wait * 2)
-
-
-def _check_page(project_id: str, after_index: int, records: list[dict[str, Any]]) -> None:
-    """Consecutive indexes from after_index + 1, each record linked to the one before it."""
-    expected = after_index + 1
-    for n, rec in enumerate(records):
-        if int(rec["index"]) != expected + n:
-            raise RecordsUnavailableProblem(f"project {project_id}: record {expected + n} is missing from the page")
-        if n and rec.get("prev_dr_hash") != records[n - 1].get("dr_hash"):
-            raise RecordsUnavailableProblem(
-                f"project {project_id}: record {rec['index']} does not link to record {int(rec['index']) - 1} "
-                "(the decision-record store holds a forked chain; see the project's health)",
-                retry_after=None,
-            )
 
 
 def check_scopes(principal: Principal, project_id: str, transition: object) -> None:

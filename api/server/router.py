@@ -30,7 +30,8 @@ from temporalio.client import Client
 
 from swoosh.api.models import RejectionBody
 from swoosh.api.server import jsonlog
-from swoosh.api.server.gateway import Gateway, TransitionOutcome, check_scopes, decode_body
+from swoosh.api.server.body import decode_body
+from swoosh.api.server.gateway import Gateway, TransitionOutcome, check_scopes
 from swoosh.api.server.legacy import LegacyAnswer, LegacyClient, LegacyUnavailable, dig
 from swoosh.api.server.migration import MigrationService, MigrationSettings
 from swoosh.api.server.problems import HttpProblem, NotFoundProblem, UnavailableProblem

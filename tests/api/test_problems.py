@@ -63,7 +63,7 @@ def test_unknown_project_is_404_and_a_real_bug_stays_500() -> None:
 
 
 async def test_resource_exhausted_while_checking_the_namespace_is_429() -> None:
-    from swoosh.api.server.gateway import ClientSource
+    from swoosh.api.server.sources import ClientSource
 
     async def busy(client: object) -> str | None:
         raise rpc(RPCStatusCode.RESOURCE_EXHAUSTED, "namespace rate limit exceeded")
