@@ -15,15 +15,16 @@ Per mutation (a transition body, or a WHOOSH-compatible request mapped onto one 
   regions the transition touches, and settles the key in the ledger with any divergence before the
   caller gets the legacy answer. In `bypass` SWOOSH applies nothing: an accepted mutation is journaled,
   and applied in order before SWOOSH decides anything else for that project once the mode changes.
+
+This module reads requests into mutations and routes them; `mutation.py` holds the mutation and the
+answers, `shadowing.py` the shadow comparison, `catchup.py` the journal's catch-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from temporalio.client import Client
@@ -31,10 +32,13 @@ from temporalio.client import Client
 from swoosh.api.models import RejectionBody
 from swoosh.api.server import jsonlog
 from swoosh.api.server.body import decode_body
-from swoosh.api.server.gateway import Gateway, TransitionOutcome, check_scopes
-from swoosh.api.server.legacy import LegacyAnswer, LegacyClient, LegacyUnavailable, dig
+from swoosh.api.server.catchup import JournalCatchUp
+from swoosh.api.server.gateway import Gateway, check_scopes
+from swoosh.api.server.legacy import LegacyClient, LegacyUnavailable
 from swoosh.api.server.migration import MigrationService, MigrationSettings
-from swoosh.api.server.problems import HttpProblem, NotFoundProblem, UnavailableProblem
+from swoosh.api.server.mutation import DECIDED_BY, Answer, Mutation, journal_entry, not_mappable, outcome_answer, relay
+from swoosh.api.server.problems import NotFoundProblem, UnavailableProblem
+from swoosh.api.server.shadowing import ShadowComparison
 from swoosh.api.server.signing import Delegation, LegacyProposal, is_legacy_body
 from swoosh.api.server.tokens import ANONYMOUS, Principal
 from swoosh.api.server.whoosh import (
@@ -46,89 +50,17 @@ from swoosh.api.server.whoosh import (
     map_council,
     map_task,
 )
-from swoosh.guards.policy import BUILTIN_RULES, scan
-from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.lifecycle.shadow_client import (
-    ledger_caught_up,
     ledger_claim,
-    ledger_journal,
     ledger_lookup,
-    ledger_projects,
     ledger_settle,
 )
 from swoosh.workflows.migration import MigrationConfig
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
-from swoosh.workflows.shadow import CatchUp, Divergence, DivergenceKind, JournalEntry, Lookup, Settlement
-from swoosh.workflows.statechart import default_statechart
+from swoosh.workflows.shadow import Divergence, Lookup, Settlement
 
 T = TypeVar("T")
-DECIDED_BY = "X-Swoosh-Decided-By"
-PHASES = ("top", "boot", "ingestion", "council", "environment", "execution")  # the phases GET /state shows
-
-
-@dataclass
-class Answer:
-    """What the caller gets: a status, a JSON body, headers."""
-
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Mutation:
-    """One mutation as the router sees it, whatever endpoint it came through."""
-
-    project_id: str
-    transition: str
-    idem_key: str | None
-    request: ProposalRequest | None  # signed by its caller
-    legacy: LegacyProposal | None  # a legacy body the gateway completes
-    body: dict[str, Any]  # as sent (journaled for a later catch-up)
-    header_fields: dict[str, str]
-    forward_path: str  # the legacy system's path for it
-    raw: bytes
-    headers: Mapping[str, str]
-
-
-def not_mappable(reason: str) -> Answer:
-    """501: the request maps to no single transition; the reason says what would."""
-    return Answer(501, {"error": "not_mappable", "reason": reason})
-
-
-def outcome_answer(outcome: TransitionOutcome, decided_by: str = "swoosh") -> Answer:
-    return Answer(outcome.status, outcome.answer.model_dump(mode="json"), {DECIDED_BY: decided_by})
-
-
-def relay(answer: LegacyAnswer) -> Answer:
-    body = answer.body if answer.body is not None else {"error": "legacy", "reason": "the legacy system sent no JSON"}
-    return Answer(answer.status, body, {DECIDED_BY: "legacy"})
-
-
-def swoosh_result(outcome: TransitionOutcome) -> tuple[bool, str]:
-    answer = outcome.answer
-    if isinstance(answer, Accepted):
-        return True, "duplicate" if answer.duplicate else "applied"
-    return False, f"rejected:{answer.error}"
-
-
-def regions_of(transition: str) -> list[str]:
-    """The phases a transition can change (its machine, its region, the machines its effects set), by the
-    names `GET /state` gives them."""
-    t = default_statechart().transitions.get(transition)
-    if t is None:
-        return []
-    machines = [t.spec.machine, t.spec.epoch]
-    for effect in t.spec.effects:
-        if effect.op == "set_phase" and effect.machine:
-            machines.append(effect.machine)
-        elif effect.op == "enter_regions":
-            machines.extend(effect.machines)
-        elif effect.op in ("quarantine", "release"):
-            machines.append("top")
-    phases = [m if m in PHASES else None for m in machines]
-    return [p for p in dict.fromkeys(phases) if p is not None]
 
 
 class MigrationRouter:
@@ -145,13 +77,12 @@ class MigrationRouter:
         self.migration = migration
         self.settings = settings
         self.legacy = legacy or LegacyClient(settings)
-        self._catchup_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.shadow = ShadowComparison(gateway, self.legacy, settings)
+        self.catchup = JournalCatchUp(gateway, migration)
         self._project_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.catchup.cancel()
         await self.legacy.aclose()
 
     async def _client(self) -> Client:
@@ -296,7 +227,7 @@ class MigrationRouter:
         self.gateway.metrics.decided.labels(decider=decider, mode=config.mode).inc()
         if decider == "swoosh":
             if lookup is not None and lookup.pending and config.mode != "bypass":
-                await self.catch_up(m.project_id, config)
+                await self.catchup.catch_up(m.project_id, config)
             return await self._swoosh(m, delegation, started)
         return await self._legacy(m, config, delegation, started, lookup)
 
@@ -357,7 +288,7 @@ class MigrationRouter:
                 self.gateway.metrics.legacy_unavailable.inc()
                 raise
             if config.mode == "bypass":
-                journal = self._journal(m, delegation) if answer.accepted else None
+                journal = journal_entry(m, delegation) if answer.accepted else None
                 result = "journaled" if journal is not None else None
                 settlement = Settlement(
                     idem_key=m.idem_key,
@@ -372,8 +303,8 @@ class MigrationRouter:
                 await self._settle(m.project_id, settlement)
                 return relay(answer)
             if pending:
-                await self.catch_up(m.project_id, config)
-            settlement = await self._shadow(m, config, delegation, answer, started)
+                await self.catchup.catch_up(m.project_id, config)
+            settlement = await self.shadow.settlement(m, config, delegation, answer, started)
             await self._settle(m.project_id, settlement)
             for d in settlement.divergences:
                 self.gateway.metrics.divergences.labels(transition=self.gateway.metrics.known(d.transition)).inc()
@@ -391,21 +322,6 @@ class MigrationRouter:
         tq = self.gateway.task_queue
         await self._ledger(project_id, lambda c: ledger_settle(c, project_id, tq, settlement))
 
-    def _journal(self, m: Mutation, delegation: Delegation | None) -> JournalEntry | None:
-        """The journal entry for a mutation the legacy system accepted in bypass; None when it carries a secret."""
-        inputs = m.legacy.inputs if m.legacy else m.body.get("inputs", {})
-        evidence = (m.legacy.evidence if m.legacy else m.body.get("evidence")) or []
-        if scan(BUILTIN_RULES, inputs if isinstance(inputs, dict) else {}, [e for e in evidence if isinstance(e, str)]):
-            return None  # never written to Temporal history in any form
-        return JournalEntry(
-            idem_key=m.idem_key or "",
-            transition=m.transition,
-            body=m.body,
-            header_fields=m.header_fields,
-            token_label=delegation.token_label if delegation else None,
-            signer=delegation.signer if delegation else None,
-        )
-
     def _unjournaled(self, m: Mutation, config: MigrationConfig) -> Divergence:
         return Divergence(
             idem_key=m.idem_key or "",
@@ -416,214 +332,3 @@ class MigrationRouter:
             swoosh="not journaled",
             reason="it carries a secret (a built-in SHHH rule matched): never written to Temporal history",
         )
-
-    # ------------------------------------------------------------------ shadow comparison
-    async def _shadow(
-        self, m: Mutation, config: MigrationConfig, delegation: Delegation | None, legacy: LegacyAnswer, started: float
-    ) -> Settlement:
-        assert m.idem_key is not None
-        base = {
-            "idem_key": m.idem_key,
-            "transition": m.transition,
-            "legacy_status": legacy.status,
-            "legacy_accepted": legacy.accepted,
-        }
-
-        def diverged(
-            kind: DivergenceKind, swoosh: str, reason: str, regions: dict[str, list[str | None]] | None = None
-        ) -> Divergence:
-            return Divergence(
-                idem_key=m.idem_key or "",
-                transition=m.transition,
-                kind=kind,
-                mode=config.mode,
-                legacy=legacy.describe(),
-                swoosh=swoosh,
-                regions=regions or {},
-                reason=reason,
-            )
-
-        if m.legacy is not None and delegation is None:
-            d = diverged(
-                "unapplied",
-                "cannot apply",
-                "a legacy body from a token bound to no gateway identity: SWOOSH cannot sign it",
-            )
-            return Settlement(**base, swoosh="unsigned", compared=True, divergences=[d])
-        if not legacy.accepted:
-            verdict = await self._would(m, delegation)
-            if verdict is None:
-                d = diverged(
-                    "decision", "would accept", "the legacy system rejected it; a dry run in SWOOSH accepts it"
-                )
-                return Settlement(**base, swoosh="would_accept", compared=True, divergences=[d])
-            return Settlement(**base, swoosh=verdict, compared=True)
-        try:
-            outcome = await self._apply(m, delegation, started)
-        except (UnavailableProblem, LegacyUnavailable) as err:
-            # SWOOSH could not apply it now: journal it, so it is applied before anything else later.
-            journal = self._journal(m, delegation)
-            jsonlog.event(f"shadow apply deferred: {err.reason}", event="shadow_deferred", project_id=m.project_id)
-            return Settlement(**base, swoosh="deferred", journal=journal)
-        ok, result = swoosh_result(outcome)
-        if not ok:
-            reason = str(getattr(outcome.answer, "reason", "") or "")
-            return Settlement(
-                **base, swoosh=result, compared=True, divergences=[diverged("decision", result, reason[:300])]
-            )
-        divergences = await self._compare_states(m, config, legacy, diverged)
-        return Settlement(**base, swoosh=result, compared=True, divergences=divergences)
-
-    async def _apply(self, m: Mutation, delegation: Delegation | None, started: float) -> TransitionOutcome:
-        """Apply in SWOOSH (creating the project when the keyring allows it, as the legacy system would)."""
-        for attempt in (0, 1):
-            try:
-                if m.request is not None:
-                    return await self.gateway.propose_signed(m.project_id, m.request, started)
-                assert m.legacy is not None and delegation is not None
-                return await self.gateway.propose_legacy(m.legacy, delegation, started)
-            except NotFoundProblem:
-                if attempt or self.gateway.keyring is None:
-                    raise
-                await self.gateway.create_project(m.project_id)
-        raise AssertionError("unreachable")
-
-    async def _would(self, m: Mutation, delegation: Delegation | None) -> str | None:
-        """SWOOSH's verdict on a mutation without applying it (a dry run, guards included):
-        None = it would accept it, else `would_reject:<code>`."""
-        try:
-            if m.request is not None:
-                outcome = await self.gateway.dry_run_signed(m.project_id, m.request)
-            else:
-                assert m.legacy is not None and delegation is not None
-                outcome = await self.gateway.dry_run_legacy(m.legacy, delegation)
-        except NotFoundProblem:
-            return "would_reject:not_found"
-        answer = outcome.answer
-        if isinstance(answer, DryRunAnswer):
-            return None if answer.accepted else f"would_reject:{answer.error}"
-        return f"would_reject:{getattr(answer, 'error', 'schema')}"
-
-    async def _compare_states(
-        self, m: Mutation, config: MigrationConfig, legacy: LegacyAnswer, diverged: Any
-    ) -> list[Divergence]:
-        mapping = self.settings.state_map
-        regions = [r for r in regions_of(m.transition) if r in mapping]
-        if not regions or config.legacy_url is None:
-            return []
-        legacy_state, swoosh_state = await asyncio.gather(
-            self.legacy.state(config.legacy_url, m.project_id), self.gateway.state(m.project_id, "meta")
-        )
-        if legacy_state is None or isinstance(swoosh_state, RejectionBody):
-            return []
-        differ: dict[str, list[str | None]] = {}
-        for region in regions:
-            rule = mapping[region]
-            raw = dig(legacy_state, rule.path)
-            theirs = None if raw is None else rule.values.get(str(raw), str(raw))
-            ours = swoosh_state.phase.get(region)
-            if theirs != ours:
-                differ[region] = [theirs, ours]
-        if not differ:
-            return []
-        text = ", ".join(f"{r}: legacy {a}, SWOOSH {b}" for r, (a, b) in differ.items())
-        return [diverged("state", "accepted", f"phases differ after it: {text}", differ)]
-
-    # ------------------------------------------------------------------ catch-up
-    async def catch_up(self, project_id: str, config: MigrationConfig) -> None:
-        """Apply the project's journal in order (what the legacy system accepted while SWOOSH applied nothing)."""
-        lock = self._catchup_locks.setdefault(project_id, asyncio.Lock())
-        async with lock:
-            tq = self.gateway.task_queue
-            entries = await self._ledger(project_id, lambda c: ledger_journal(c, project_id))
-            if not entries:
-                return
-            outcomes: dict[str, str] = {}
-            divergences: list[Divergence] = []
-            through = 0
-            for entry in entries:
-                try:
-                    outcome = await self._apply_entry(project_id, entry)
-                except HttpProblem:
-                    break  # SWOOSH cannot apply now: the rest waits, in order
-                ok, result = swoosh_result(outcome)
-                outcomes[entry.idem_key] = result
-                through = entry.seq
-                if not ok:
-                    reason = str(getattr(outcome.answer, "reason", "") or "")
-                    divergences.append(
-                        Divergence(
-                            idem_key=entry.idem_key,
-                            transition=entry.transition,
-                            kind="catch_up",
-                            mode=config.mode,
-                            legacy="accepted",
-                            swoosh=result,
-                            reason=f"applied after the legacy system accepted it (journaled): {reason}"[:300],
-                        )
-                    )
-            if through:
-                done = CatchUp(through_seq=through, outcomes=outcomes, divergences=divergences)
-                await self._ledger(project_id, lambda c: ledger_caught_up(c, project_id, tq, done))
-                for d in divergences:
-                    self.gateway.metrics.divergences.labels(transition=self.gateway.metrics.known(d.transition)).inc()
-            if len(self._catchup_locks) > 10_000:
-                self._catchup_locks.clear()
-
-    async def catch_up_all(self) -> dict[str, int]:
-        """Catch every project with a journal up (after a bypass); what was done, in numbers."""
-        config = await self.migration.current()
-        projects = await self.gateway._call(None, self.gateway.query_timeout_s, ledger_projects)
-        caught, left = 0, 0
-        for project_id in projects:
-            lookup = await self._pending(project_id)
-            if lookup is None or not lookup.pending:
-                continue
-            await self.catch_up(project_id, config)
-            after = await self._pending(project_id)
-            caught += lookup.pending - (after.pending if after else 0)
-            left += after.pending if after else 0
-        return {"projects": len(projects), "applied": caught, "pending": left}
-
-    async def _pending(self, project_id: str) -> Lookup | None:
-        return await self._ledger(project_id, lambda c: ledger_lookup(c, project_id, ""))
-
-    def catch_up_soon(self) -> None:
-        """Catch every project up in the background (the mode just left bypass)."""
-        task = asyncio.create_task(self._sweep())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _sweep(self) -> None:
-        try:
-            done = await self.catch_up_all()
-        except Exception as err:  # a sweep that fails leaves the journals for the next mutation or sweep
-            jsonlog.event(f"catch-up sweep stopped: {type(err).__name__}", event="catch_up_sweep_failed")
-            return
-        jsonlog.event(
-            f"catch-up sweep: {done['applied']} journaled mutations applied, {done['pending']} pending",
-            event="catch_up_sweep",
-            projects=done["projects"],
-            applied=done["applied"],
-            pending=done["pending"],
-        )
-
-    async def _apply_entry(self, project_id: str, entry: JournalEntry) -> TransitionOutcome:
-        try:
-            return await self._apply_journaled(project_id, entry)
-        except NotFoundProblem:
-            # The legacy system accepted the project's first mutations while SWOOSH applied nothing.
-            if self.gateway.keyring is None:
-                raise
-            await self.gateway.create_project(project_id)
-            return await self._apply_journaled(project_id, entry)
-
-    async def _apply_journaled(self, project_id: str, entry: JournalEntry) -> TransitionOutcome:
-        started = time.monotonic()
-        if entry.signer is not None and entry.token_label is not None and self.gateway.signing is not None:
-            delegation = self.gateway.signing.delegation(entry.signer, entry.token_label)
-            if delegation is not None:
-                legacy = LegacyProposal.read(entry.body, entry.header_fields, project_id)
-                return await self.gateway.propose_legacy(legacy, delegation, started)
-        request = ProposalRequest(body=entry.body, header_fields=entry.header_fields, project_id=project_id)
-        return await self.gateway.propose_signed(project_id, request, started)

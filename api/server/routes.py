@@ -30,8 +30,8 @@ from swoosh.api.server import jsonlog
 from swoosh.api.server.gateway import RETRY_HEADER, Gateway
 from swoosh.api.server.http import HttpEdge, edge_of, forbidden_reason, principal_of, require
 from swoosh.api.server.metrics import PROMETHEUS_CONTENT_TYPE
+from swoosh.api.server.mutation import Answer as RoutedAnswer
 from swoosh.api.server.problems import ForbiddenProblem
-from swoosh.api.server.router import Answer as RoutedAnswer
 from swoosh.api.server.router import MigrationRouter
 from swoosh.api.server.signing import Delegation
 from swoosh.workflows.answers import Accepted, DryRunAnswer
@@ -461,7 +461,7 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
         return answer(RejectionBody.schema_error(str(reason).removeprefix("Value error, ")[:500], None))
     last = view.audit[0] if view.audit else None
     if last is not None and last.before.mode == "bypass" and view.mode in ("shadow", "route"):
-        router_of(request).catch_up_soon()  # SWOOSH applies what the legacy system accepted meanwhile
+        router_of(request).catchup.catch_up_soon()  # SWOOSH applies what the legacy system accepted meanwhile
     jsonlog.event(
         f"migration mode {view.mode} (version {view.version}) set by {view.changed_by}",
         event="migration_mode",
@@ -479,7 +479,7 @@ async def put_migration(request: Request, body: MigrationRequest) -> JSONRespons
     summary="Apply, in order, what the legacy system accepted while SWOOSH applied nothing (every project)",
 )
 async def post_migration_catch_up(request: Request) -> JSONResponse:
-    return JSONResponse(await router_of(request).catch_up_all())
+    return JSONResponse(await router_of(request).catchup.catch_up_all())
 
 
 @router.get(
