@@ -23,7 +23,7 @@ from swoosh.api.server.metrics import ApiMetrics
 from swoosh.api.server.migration import MigrationService, MigrationSettings
 from swoosh.api.server.quota import ProjectQuota
 from swoosh.api.server.router import MigrationRouter
-from swoosh.api.server.routes import router
+from swoosh.api.server.routes import ROUTERS
 from swoosh.api.server.signing import GatewayKeys, SigningGateway
 from swoosh.api.server.sources import ClientProvider, ClientSource, DecisionPages, WindowSource
 from swoosh.api.server.tokens import ApiToken, TokenSet
@@ -133,7 +133,8 @@ def create_app(
     app.state.gateway = gateway
     app.state.router = migration_router
     edge.install(app)
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     fast = FastTransitions(edge, gateway)
     app.transition_endpoint = fast
     app.responded = gateway.metrics.responded

@@ -5,7 +5,7 @@ middleware layers cost more CPU per request here than all of SWOOSH's own API wo
 of the API's 2.7 ms, measured under `make bench`). The routes stay declared (they define the
 OpenAPI operations and serve requests under a root path); a request they would match is answered
 by `FastTransitions` instead, with the routes' own bearer and scope checks, body limit, handler and error
-answers (`http.HttpEdge`, `routes.answer_transition`).
+answers (`http.HttpEdge`, `routes_transitions.answer_transition`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swoosh.api.server.gateway import Gateway
 from swoosh.api.server.http import HttpEdge, forbidden_reason
 from swoosh.api.server.problems import ForbiddenProblem, HttpProblem
-from swoosh.api.server.routes import answer_transition
+from swoosh.api.server.routes_transitions import answer_transition
 from swoosh.api.server.tracing import FAST_PROJECT_KEY
 
 TransitionEndpoint = Callable[[Scope, Receive, Send, str | None], Awaitable[None]]
