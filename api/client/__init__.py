@@ -10,9 +10,10 @@
 
 from swoosh.api.client import errors
 from swoosh.api.client._clock import HLCClock
+from swoosh.api.client._core import RetryPolicy, load_key
 from swoosh.api.client._devkeys import DevKeyring, dev_keyring, load_signers
 from swoosh.api.client._factory import DEFAULT_ROLES, ProposalFactory, Signers
-from swoosh.api.client._http import AsyncSwooshClient, RetryPolicy, SwooshClient, load_key
+from swoosh.api.client._http import AsyncSwooshClient, SwooshClient
 from swoosh.workflows.identities import sign_rotation_approval
 
 __all__ = [

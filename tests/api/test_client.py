@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from swoosh.api.client import errors
+from swoosh.api.client import AsyncSwooshClient, RetryPolicy, SwooshClient, errors
 from swoosh.api.client._clock import HLCClock
-from swoosh.api.client._http import AsyncSwooshClient, RetryPolicy, SwooshClient
 from swoosh.workflows.answers import Accepted
 from swoosh.workflows.crypto import private_key_to_text
 from swoosh.workflows.hlc import HLC
