@@ -22,10 +22,7 @@ import httpx
 
 from swoosh.api.client._clock import HLCClock
 from swoosh.api.client._core import ClientCore, KeyLike, RetryPolicy, state_params, transport_error
-from swoosh.api.client.errors import (
-    RetryableError,
-    StaleStateHash,
-)
+from swoosh.api.client.errors import RetryableError, StaleStateHash
 from swoosh.api.models import DecisionsAnswer, ProjectCreated
 from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.messages import HealthView, StateView

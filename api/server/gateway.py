@@ -4,7 +4,7 @@ Routes call `Gateway`; it calls `workflows.lifecycle.client` (the one translatio
 Temporal calls) and never lets a Temporal exception escape untranslated. This module holds what changes
 things — projects, transitions (signed by their caller, signed by the signing gateway, dry runs) — and
 the process's readiness; the reads are `gateway_reads.py`, the settings and the one call `gateway_core.py`,
-what it reads besides Temporal's answers `sources.py`.
+the Temporal client and the other sources it reads (decision store, BACKBEAT's windows) `sources.py`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from swoosh.api.models import (
-    RejectionBody,
-)
+from swoosh.api.models import RejectionBody
 from swoosh.api.server import jsonlog
 from swoosh.api.server.body import decode_body
 from swoosh.api.server.gateway_reads import GatewayReads
@@ -38,13 +36,7 @@ from swoosh.api.server.tracing import annotate
 from swoosh.workflows.answers import Accepted, DryRunAnswer, Rejected
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.ids import PROJECT_ID_RULE, is_project_id, workflow_id
-from swoosh.workflows.lifecycle.client import (
-    ProjectClosed,
-    dry_run,
-    ensure_project,
-    propose,
-    read_head,
-)
+from swoosh.workflows.lifecycle.client import ProjectClosed, dry_run, ensure_project, propose, read_head
 from swoosh.workflows.lifecycle.namespace import namespace_problem
 from swoosh.workflows.messages import HeadView
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal

@@ -51,11 +51,7 @@ from swoosh.api.server.whoosh import (
     map_task,
 )
 from swoosh.workflows.errors import ProposalError
-from swoosh.workflows.lifecycle.shadow_client import (
-    ledger_claim,
-    ledger_lookup,
-    ledger_settle,
-)
+from swoosh.workflows.lifecycle.shadow_client import ledger_claim, ledger_lookup, ledger_settle
 from swoosh.workflows.migration import MigrationConfig
 from swoosh.workflows.proposal import HEADER_FIELDS, ProposalRequest, parse_proposal
 from swoosh.workflows.shadow import Divergence, Lookup, Settlement
