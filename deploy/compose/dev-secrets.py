@@ -5,8 +5,9 @@ Run with SWOOSH installed (the repository's `.venv/bin/python deploy/compose/dev
 the image: `docker compose run --rm --entrypoint python -v "$PWD/secrets:/out" worker
 /dev/stdin /out < dev-secrets.py`). Idempotent: what exists is kept. Writes the signer keyring
 (one key per role under keys/), a development licence for the embedded KACHING provider, the
-database passwords, the decision-record store's DSN and the API token (`api_token`, and `api_tokens`
-for the API's SWOOSH_API_TOKENS_FILE).
+database passwords, the decision-record store's DSN, the API token (`api_token`, and `api_tokens`
+for the API's SWOOSH_API_TOKENS_FILE) and the payload encryption key (`encryption_keys`, for
+SWOOSH_ENCRYPTION_KEYS_FILE: every SWOOSH process of the stack and its codec server read the same file).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from swoosh.activities.kaching import create_dev_license
 from swoosh.api.client import dev_keyring
+from swoosh.workflows.lifecycle.codec import new_key_entry
 
 
 def _secret(path: Path, make: str) -> str:
@@ -40,8 +43,17 @@ def main(out: Path) -> int:
     _secret(out / "postgres_dsn", f"postgresql://swoosh:{swoosh_password}@postgresql:5432/swoosh")
     token = _secret(out / "api_token", "swoosh-" + secrets.token_urlsafe(24))
     _secret(out / "api_tokens", token + "\n")  # SWOOSH_API_TOKENS_FILE: one token per line
+    # SWOOSH_ENCRYPTION_KEYS_FILE: one `id=<base64>` key per line; a rotation adds a line (docs/operations.md).
+    _secret(out / "encryption_keys", new_key_entry(time.strftime("compose-%Y%m%d", time.gmtime())) + "\n")
     print(
-        json.dumps({"written": str(out), "keys": str(out / "dev" / "keys"), "api_token_file": str(out / "api_token")})
+        json.dumps(
+            {
+                "written": str(out),
+                "keys": str(out / "dev" / "keys"),
+                "api_token_file": str(out / "api_token"),
+                "encryption_keys_file": str(out / "encryption_keys"),
+            }
+        )
     )
     return 0
 

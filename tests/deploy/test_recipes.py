@@ -5,12 +5,15 @@ accepts; every SWOOSH_* variable is a setting; ports, scrape targets and mounted
 chaos profile stays out of a plain `up`. Kubernetes: every manifest validates against the
 Kubernetes schemas (kubernetes-validate, offline) and runs real commands with real settings. The
 Dockerfile: multi-stage, unprivileged, `swoosh` as its entry point. The development secrets script
-runs.
+runs. Payload encryption (compose): every SWOOSH process reads one key file that the secrets
+script writes, and the codec server, built from its recipe's settings and that file, decrypts what a
+worker encrypts for the UI's origin, the UI pointing at it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -18,11 +21,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
+import pytest
 import yaml
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 
+from swoosh.worker.api_server import refuse_open_bind
 from swoosh.worker.cli import COMMANDS, build_parser
-from swoosh.worker.settings import CONFIG_ENV, env_variables
+from swoosh.worker.codec_server import codec_app
+from swoosh.worker.settings import CONFIG_ENV, env_variables, load_settings
 from tests.deploy.conftest import DEPLOY, ROOT
 
 COMPOSE = DEPLOY / "compose"
@@ -30,6 +39,7 @@ K8S = DEPLOY / "k8s"
 SETTINGS = {v.name for v in env_variables()} | {CONFIG_ENV}
 OTEL = {"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
 K8S_VERSION = "1.30.0"
+KEYS_FILE = "SWOOSH_ENCRYPTION_KEYS_FILE"
 
 
 def _compose() -> dict[str, Any]:
@@ -50,15 +60,55 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _bind_port(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return int(str(args.metrics_bind).rpartition(":")[2])
-    if args.command == "api":
+    if args.command in ("api", "codec-server"):
         return int(args.port)
     return 0  # no port (swoosh setup)
+
+
+@pytest.fixture(scope="module")
+def dev_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What deploy/compose/dev-secrets.py writes (also the files of the Kubernetes Secret)."""
+    out = tmp_path_factory.mktemp("secrets")
+    run = subprocess.run(
+        [sys.executable, str(COMPOSE / "dev-secrets.py"), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def _on_this_machine(env: dict[str, str], mounted: str, files: Path) -> dict[str, str]:
+    """A container's settings variables with its mounted secret files replaced by dev-secrets' output."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("SWOOSH_")}
+    for key, value in env.items():
+        if key.startswith("SWOOSH_"):
+            out[key] = str(files / value.removeprefix(mounted)) if value.startswith(mounted) else value
+    return out
+
+
+async def _ui_reads_through_codec_server(worker_env: dict[str, str], codec_env: dict[str, str], origin: str) -> None:
+    """The codec server these settings start decrypts, for the UI's origin, what a worker encrypts."""
+    worker, server = load_settings(worker_env).settings, load_settings(codec_env).settings
+    assert worker.encryption.key_ids() and worker.encryption.key_ids() == server.encryption.key_ids()
+    codec = worker.encryption.codec()
+    assert codec is not None
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"a proposal"')
+    sealed = await codec.encode([plain])
+    headers = {"Origin": origin, "Content-Type": "application/json", "X-Namespace": "default"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=codec_app(server)), base_url="http://c") as http:
+        asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-namespace"}
+        preflight = await http.options("/decode", headers={"Origin": origin, **asks})
+        assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == origin
+        decoded = await http.post(
+            "/decode", content=json_format.MessageToJson(Payloads(payloads=sealed)), headers=headers
+        )
+        assert decoded.status_code == 200, decoded.text
+        assert list(json_format.Parse(decoded.text, Payloads()).payloads) == [plain]
 
 
 # ---------------------------------------------------------------------- compose
 def test_compose_swoosh_services_run_real_commands_with_real_settings() -> None:
     services = _swoosh_services()
-    assert {"worker", "api-1", "api-2", "setup"} <= set(services)
+    assert {"worker", "api-1", "api-2", "setup", "codec-server"} <= set(services)
     assert services["worker"]["deploy"]["replicas"] == 3
     for name, service in services.items():
         args = _parse(list(service["command"]))
@@ -102,7 +152,7 @@ def test_compose_mounts_and_secrets_exist() -> None:
         for secret in service.get("secrets", []):
             assert secret in doc["secrets"], (name, secret)
     written = {"keyring.json", "license.json", "license.pub", "postgres_dsn", "temporal_db_password"}
-    written |= {"swoosh_db_password", "api_tokens"}
+    written |= {"swoosh_db_password", "api_tokens", "encryption_keys"}
     assert {Path(s["file"]).name for s in doc["secrets"].values()} <= written
 
 
@@ -134,14 +184,54 @@ def test_compose_prometheus_config_and_dashboards_provisioned(promtool: str, tmp
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_dev_secrets_script_writes_every_compose_secret(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, str(COMPOSE / "dev-secrets.py"), str(tmp_path)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
+def test_dev_secrets_script_writes_every_compose_secret(dev_secrets: Path) -> None:
     for secret in _compose()["secrets"].values():
-        assert (tmp_path / Path(secret["file"]).name).stat().st_size > 0, secret
-    assert (tmp_path / "api_tokens").read_text().strip() == (tmp_path / "api_token").read_text().strip()
+        assert (dev_secrets / Path(secret["file"]).name).stat().st_size > 0, secret
+    assert (dev_secrets / "api_tokens").read_text().strip() == (dev_secrets / "api_token").read_text().strip()
+    assert (dev_secrets / "encryption_keys").stat().st_mode & 0o077 == 0  # the key is for its owner only
+    before = (dev_secrets / "encryption_keys").read_bytes()
+    again = subprocess.run([sys.executable, str(COMPOSE / "dev-secrets.py"), str(dev_secrets)], capture_output=True)
+    assert (
+        again.returncode == 0 and (dev_secrets / "encryption_keys").read_bytes() == before
+    )  # kept: histories stay readable
+
+
+def test_compose_every_swoosh_process_encrypts_with_the_one_key_file() -> None:
+    doc = _compose()
+    services = _swoosh_services()
+    paths = {services[n]["environment"].get(KEYS_FILE) for n in services}
+    assert len(paths) == 1 and None not in paths, paths  # every process of the namespace shares the keys
+    (path,) = paths
+    secret = Path(str(path)).name
+    assert doc["secrets"][secret]["file"] == f"./secrets/{secret}"
+    assert all(secret in s["secrets"] for s in services.values())
+
+
+def test_compose_codec_server_is_reachable_from_this_host_only_and_the_ui_points_at_it() -> None:
+    services = _compose()["services"]
+    codec = services["codec-server"]
+    args = _parse(codec["command"])
+    env = codec["environment"]
+    host_ip, host_port, container_port = str(codec["ports"][0]).split(":")
+    assert host_ip == "127.0.0.1" and int(container_port) == _bind_port(args) and len(codec["ports"]) == 1
+    if "SWOOSH_API_TOKENS_FILE" not in env:  # no tokens (the browser has none): nobody else may reach it
+        refuse_open_bind(args.host, (), args.insecure, what="the codec server")
+        others = {net for name, s in services.items() if name != "codec-server" for net in s.get("networks", [])}
+        # (a service that names no network is on "default")
+        assert not set(codec["networks"]) & others and "default" not in codec["networks"]
+    ui = services["temporal-ui"]
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == f"http://127.0.0.1:{host_port}"
+    ui_ip, ui_port, _ = str(ui["ports"][0]).split(":")
+    origins = set(env["SWOOSH_CODEC_SERVER_ORIGINS"].split(","))
+    assert ui_ip == "127.0.0.1" and origins == {f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"}
+
+
+async def test_compose_codec_server_decrypts_for_the_ui_what_a_worker_encrypts(dev_secrets: Path) -> None:
+    services = _compose()["services"]
+    worker = _on_this_machine(services["worker"]["environment"], "/run/secrets/", dev_secrets)
+    codec = _on_this_machine(services["codec-server"]["environment"], "/run/secrets/", dev_secrets)
+    for origin in services["codec-server"]["environment"]["SWOOSH_CODEC_SERVER_ORIGINS"].split(","):
+        await _ui_reads_through_codec_server(worker, codec, origin)
 
 
 # ---------------------------------------------------------------------- Kubernetes
