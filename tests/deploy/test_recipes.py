@@ -5,7 +5,7 @@ accepts; every SWOOSH_* variable is a setting; ports, scrape targets and mounted
 chaos profile stays out of a plain `up`. Kubernetes: every manifest validates against the
 Kubernetes schemas (kubernetes-validate, offline) and runs real commands with real settings. The
 Dockerfile: multi-stage, unprivileged, `swoosh` as its entry point. The development secrets script
-runs. Payload encryption (compose): every SWOOSH process reads one key file that the secrets
+runs. Payload encryption (both recipes): every SWOOSH process reads one key file that the secrets
 script writes, and the codec server, built from its recipe's settings and that file, decrypts what a
 worker encrypts for the UI's origin, the UI pointing at it.
 """
@@ -32,6 +32,7 @@ from swoosh.worker.api_server import refuse_open_bind
 from swoosh.worker.cli import COMMANDS, build_parser
 from swoosh.worker.codec_server import codec_app
 from swoosh.worker.settings import CONFIG_ENV, env_variables, load_settings
+from swoosh.workflows.lifecycle.codec import new_key_entry
 from tests.deploy.conftest import DEPLOY, ROOT
 
 COMPOSE = DEPLOY / "compose"
@@ -267,19 +268,59 @@ def _containers(kind: str = "Deployment") -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _config() -> dict[str, str]:
+    data: dict[str, str] = next(d for _, d in _manifests() if d["kind"] == "ConfigMap")["data"]
+    return data
+
+
+def _settings_env(container: dict[str, Any], config: dict[str, str]) -> dict[str, str]:
+    """The variables a container gets: the ConfigMap (envFrom), then its own `value`s and ConfigMap keys."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert source["configMapRef"]["name"] == "swoosh-config"
+        env.update(config)
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {}).get("configMapKeyRef")
+        if ref is not None:
+            assert ref["name"] == "swoosh-config" and ref["key"] in config, var
+            env[var["name"]] = config[ref["key"]]
+        elif "value" in var:
+            env[var["name"]] = var["value"]
+    return env
+
+
+def _pods() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (d["metadata"]["name"], d["spec"]["template"]["spec"])
+        for _, d in _manifests()
+        if d["kind"] in ("Job", "Deployment")
+    ]
+
+
 def test_kubernetes_setup_job_runs_swoosh_setup() -> None:
     jobs = _containers("Job")
     assert [_parse(c["args"]).command for _, c in jobs] == ["setup"]
 
 
 def test_kubernetes_workloads_run_real_commands_with_probes_resources_and_file_secrets() -> None:
-    config = next(d for _, d in _manifests() if d["kind"] == "ConfigMap")["data"]
+    config = _config()
     assert {k for k in config if k.startswith("SWOOSH_")} <= SETTINGS
+    commands = []
     for name, container in _containers():
         args = _parse(container["args"])
-        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        commands.append(args.command)
+        env = _settings_env(container, config)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert container["resources"]["requests"] and container["resources"]["limits"], name
+        if args.command == "codec-server":
+            # No health route (only the codec protocol): a TCP connect to its port, from inside the pod
+            # since it listens on the pod's loopback.
+            assert not {"/livez", "/readyz"} & {getattr(r, "path", "") for r in _codec_routes()}, "probe the route"
+            for probe in ("livenessProbe", "readinessProbe"):
+                command = container[probe]["exec"]["command"]
+                assert command[:2] == ["python", "-c"] and f"('{args.host}', {_bind_port(args)})" in command[2]
+            assert ports == {"codec": _bind_port(args)}
+            continue
         # Probes on the process's own /livez and /readyz (CONTRACT.md, "Health of processes").
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez", name
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
@@ -289,12 +330,80 @@ def test_kubernetes_workloads_run_real_commands_with_probes_resources_and_file_s
             assert probed == int(str(env["SWOOSH_WORKER_HEALTH_BIND"]).rpartition(":")[2])
         else:
             assert args.command == "api" and probed == _bind_port(args) and set(ports.values()) == {probed}
-        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-        assert mounts["/run/secrets/swoosh"]["readOnly"] is True
         for key, value in config.items():
             if key.endswith("_FILE") or key == "SWOOSH_KEYRING":
                 assert str(value).startswith("/run/secrets/swoosh/"), key
         assert all(e["name"] in SETTINGS | OTEL for e in container.get("env", []))
+    assert sorted(commands) == ["api", "codec-server", "worker"]
+
+
+def _codec_routes() -> list[object]:
+    """The codec server's routes (built with a throwaway key)."""
+    return list(codec_app(load_settings({"SWOOSH_ENCRYPTION_KEYS": new_key_entry("probe")}).settings).routes)
+
+
+def test_kubernetes_pods_run_unprivileged_on_a_read_only_root_with_read_only_secrets() -> None:
+    pods = _pods()
+    assert {n for n, _ in pods} == {"swoosh-setup", "swoosh-worker", "swoosh-api", "swoosh-codec-server"}
+    for name, pod in pods:
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] not in (0, None), name
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+        assert secrets and all(v["defaultMode"] == 0o400 for v in secrets.values()), name
+        for container in pod["containers"]:
+            hardening = container["securityContext"]
+            assert hardening["readOnlyRootFilesystem"] is True and hardening["allowPrivilegeEscalation"] is False
+            assert hardening["capabilities"]["drop"] == ["ALL"], name
+            mounted = [m for m in container["volumeMounts"] if m["name"] in secrets]
+            assert mounted and all(m["readOnly"] is True for m in mounted), name
+
+
+def test_kubernetes_every_swoosh_process_reads_the_one_encryption_key_file(dev_secrets: Path) -> None:
+    config = _config()
+    created = set(re.findall(r"--from-file=([\w.]+)", (DEPLOY / "README.md").read_text()))
+    keys_files = set()
+    for name, pod in _pods():
+        (secret,) = [v["secret"] for v in pod["volumes"] if "secret" in v]
+        items = {i["path"]: i["key"] for i in secret["items"]}
+        for key in items.values():  # every file of the Secret: written by dev-secrets, created by the README
+            assert key in created and (dev_secrets / key).stat().st_size > 0, (name, key)
+        for container in pod["containers"]:
+            env = _settings_env(container, config)
+            keys_files.add(env.get(KEYS_FILE))
+            for var, value in env.items():
+                if value.startswith("/run/secrets/swoosh/"):  # every file a setting names is mounted
+                    assert value.removeprefix("/run/secrets/swoosh/") in items, (name, var)
+    assert keys_files == {config[KEYS_FILE]}  # every process of the namespace shares the keys
+
+
+async def test_kubernetes_codec_server_decrypts_for_the_port_forwarded_ui(dev_secrets: Path) -> None:
+    config = _config()
+    containers = dict(_containers())
+    codec, worker = containers["swoosh-codec-server"], containers["swoosh-worker"]
+    args = _parse(codec["args"])
+    codec_env = _settings_env(codec, config)
+    # No tokens (the browser has none), so reachable only through `kubectl port-forward` (it dials the
+    # pod's loopback): no --insecure, no Service in front of it.
+    assert "SWOOSH_API_TOKENS_FILE" not in codec_env and not args.insecure
+    refuse_open_bind(args.host, (), args.insecure, what="the codec server")
+    selectors = [d["spec"].get("selector", {}) for _, d in _manifests() if d["kind"] == "Service"]
+    assert all(s.get("app.kubernetes.io/name") != "swoosh-codec-server" for s in selectors)
+    readme = (DEPLOY / "README.md").read_text()
+    forwarded = re.search(r"port-forward deploy/swoosh-codec-server (\d+):(\d+)", readme)
+    ui_forwarded = re.search(r"port-forward svc/temporal-web (\d+):8080", readme)
+    assert forwarded and ui_forwarded and int(forwarded[2]) == _bind_port(args)
+    values = yaml.safe_load((K8S / "temporal-values.yaml").read_text())
+    ui_env = {e["name"]: e["value"] for e in values["web"]["additionalEnv"]}
+    assert ui_env["TEMPORAL_CODEC_ENDPOINT"] == f"http://127.0.0.1:{forwarded[1]}"
+    origin = f"http://127.0.0.1:{ui_forwarded[1]}"
+    assert origin in codec_env["SWOOSH_CODEC_SERVER_ORIGINS"].split(",")
+    mounted = "/run/secrets/swoosh/"
+    await _ui_reads_through_codec_server(
+        _on_this_machine(_settings_env(worker, config), mounted, dev_secrets),
+        _on_this_machine(codec_env, mounted, dev_secrets),
+        origin,
+    )
 
 
 def test_temporal_chart_values_follow_the_upstream_layout() -> None:
@@ -303,6 +412,8 @@ def test_temporal_chart_values_follow_the_upstream_layout() -> None:
     for store in ("default", "visibility"):
         sql = stores[store]["sql"]
         assert sql["pluginName"] == "postgres12" and sql["existingSecret"] and "password" not in sql
+    # The chart passes web.additionalEnv to the UI container as a list of EnvVar.
+    assert all(set(e) == {"name", "value"} for e in values["web"]["additionalEnv"])
 
 
 # ---------------------------------------------------------------------- the image
