@@ -12,121 +12,37 @@ verified chain, the same pages from both API replicas (and equal to PostgreSQL),
 replays and folds to the live hash, no project stuck. The last line is
 `cluster hosts=<n> workers=<w> apis=<a> transitions=<t> records=<r> lost=<l> duplicated=<d>
 partitions=<p> identical=<bool>`; exit status 0 only when every check holds.
+
+This module is the run and its report; `chaos.netns` makes the hosts, `chaos.cluster_faults` holds
+the fault timeline and fires it, `chaos.cluster_checks` reads the record store and the API pages.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import shutil
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-import psycopg
 
 from swoosh.activities.backbeat import Schedule
-from swoosh.activities.records_postgres import TABLE
 from swoosh.api.client import load_signers
 from swoosh.chaos.callers import Caller, Observations, Replicas, Shared
+from swoosh.chaos.cluster_checks import Log, PostgresReader, compare_pages, drain
+from swoosh.chaos.cluster_faults import PROFILES, ClusterFault, ClusterProfile, FaultEffect, Injector, fault_effects
 from swoosh.chaos.evidence import collect
-from swoosh.chaos.faults import FaultRecord
 from swoosh.chaos.invariants import ProjectVerdict, check_project
 from swoosh.chaos.netns import NetnsError, Network, available
 from swoosh.chaos.process import cancel_on_signal
-from swoosh.chaos.schedule import Profile
 from swoosh.chaos.stack import Host, Stack, StackError
-from swoosh.workflows.lifecycle.client import read_head, read_health
 
-Log = Callable[[str], None]
-FaultKind = Literal["partition", "worker_kill", "api_restart", "postgres_cut"]
 HOSTS = ("db", "worker-0", "worker-1", "api-0", "api-1")
-
-
-@dataclass(frozen=True)
-class ClusterFault:
-    at_s: float
-    kind: FaultKind
-    target: str  # the host (partition), worker/API index, or "db"
-    duration_s: float = 0.0
-
-    def describe(self) -> str:
-        lasting = f" for {self.duration_s:.0f}s" if self.duration_s else ""
-        return f"t={self.at_s:>5.1f}s {self.kind} {self.target}{lasting}"
-
-
-@dataclass(frozen=True)
-class ClusterProfile:
-    name: str
-    duration_s: float
-    projects: int
-    faults: tuple[ClusterFault, ...]
-    tempo_bpm: int = 80
-    beats_per_bar: int = 12
-    drain_timeout_s: float = 150.0
-    snapshot_every: int = 40
-    dr_retain: int = 16  # small, so pages come from PostgreSQL through the API
-
-    def chaos_profile(self) -> Profile:
-        """What the callers read of a chaos profile (proposal fault rates, BACKBEAT tempo)."""
-        return Profile(
-            name=f"cluster-{self.name}",
-            duration_s=self.duration_s,
-            projects=self.projects,
-            workers=2,
-            tempo_bpm=self.tempo_bpm,
-            beats_per_bar=self.beats_per_bar,
-        )
-
-
-PROFILES: dict[str, ClusterProfile] = {
-    # `make cluster`: every fault at least once, a second partition of the other worker host.
-    "full": ClusterProfile(
-        name="full",
-        duration_s=200.0,
-        projects=8,
-        faults=(
-            ClusterFault(25.0, "partition", "worker-0", 25.0),
-            ClusterFault(65.0, "worker_kill", "1", 10.0),
-            ClusterFault(90.0, "api_restart", "0"),
-            ClusterFault(110.0, "postgres_cut", "db", 25.0),
-            ClusterFault(150.0, "partition", "worker-1", 15.0),
-        ),
-    ),
-    # The short version in `make test`: every fault once, within about a minute.
-    "short": ClusterProfile(
-        name="short",
-        duration_s=50.0,
-        projects=3,
-        faults=(
-            ClusterFault(6.0, "postgres_cut", "db", 6.0),
-            ClusterFault(14.0, "partition", "worker-0", 8.0),
-            ClusterFault(24.0, "worker_kill", "1", 4.0),
-            ClusterFault(31.0, "api_restart", "0"),
-        ),
-        drain_timeout_s=120.0,
-    ),
-}
-
-
-@dataclass
-class FaultEffect:
-    """What one fault did, measured from the callers' accepted answers and the store."""
-
-    fault: str
-    started_s: float
-    ended_s: float
-    worst_stall_s: float  # longest time any project went without a fresh accepted transition around the fault
-    median_stall_s: float
-    first_accept_after_s: float | None  # from the end of the fault to the first accepted transition
-    backlog_cleared_s: float | None = None  # postgres_cut: from restore until every record then due is stored
 
 
 @dataclass
@@ -185,180 +101,6 @@ class ClusterReport:
             out.append(f"  stuck: {self.stuck}")
         out.append(self.last_line())
         return out
-
-
-class PostgresReader:
-    """The harness's own view of the decision-record table (from the callers' host)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-
-    async def records(self, project_id: str) -> list[dict[str, Any]]:
-        """Every row of the project, in index order (duplicates, were there any, included)."""
-        async with await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5) as conn:
-            cur = await conn.execute(f"SELECT record FROM {TABLE} WHERE project_id = %s ORDER BY idx", (project_id,))
-            return [dict(row[0]) for row in await cur.fetchall()]
-
-    async def heads(self) -> dict[str, int]:
-        async with await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5) as conn:
-            cur = await conn.execute(f"SELECT project_id, max(idx) FROM {TABLE} GROUP BY project_id")
-            return {str(p): int(i) for p, i in await cur.fetchall()}
-
-    async def count(self) -> int:
-        async with await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5) as conn:
-            cur = await conn.execute(f"SELECT count(*) FROM {TABLE}")
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
-
-
-# ---------------------------------------------------------------------- faults
-class Injector:
-    def __init__(self, stack: Stack, net: Network, pg: PostgresReader, projects: list[str], t0: float, log: Log):
-        self.stack, self.net, self.pg, self.projects, self.t0, self.log = stack, net, pg, projects, t0, log
-        self.records: list[FaultRecord] = []
-        self.cleared: dict[int, float] = {}  # fault record position -> backlog cleared after (s)
-        self.partitions = 0
-
-    async def fire(self, f: ClusterFault) -> None:
-        rec = FaultRecord(kind=f.kind, scheduled_s=f.at_s, started=time.monotonic(), projects=list(self.projects))
-        self.records.append(rec)
-        pos = len(self.records) - 1
-        try:
-            if f.kind == "partition":
-                self.net.partition(f.target)
-                self.partitions += 1
-                await asyncio.sleep(f.duration_s)
-                self.net.heal(f.target)
-            elif f.kind == "worker_kill":
-                await self.stack.kill_worker(int(f.target))
-                await asyncio.sleep(f.duration_s)
-                await self.stack.start_worker(int(f.target))
-            elif f.kind == "api_restart":
-                await self.stack.restart_api(int(f.target))
-            elif f.kind == "postgres_cut":
-                self.net.cut_address(f.target, "postgres")
-                await asyncio.sleep(f.duration_s)
-                self.net.restore_address(f.target, "postgres")
-            rec.detail = "done"
-        except Exception as err:
-            rec.ok, rec.detail = False, f"{type(err).__name__}: {err}"
-        rec.ended = time.monotonic()
-        self.log(
-            f"cluster: {'ok  ' if rec.ok else 'FAIL'} {f.describe()} ({rec.ended - rec.started:.1f}s) {rec.detail}"
-        )
-        if f.kind == "postgres_cut" and rec.ok:
-            self.cleared[pos] = await self._backlog_cleared(rec.ended)
-
-    async def _backlog_cleared(self, since: float, timeout_s: float = 120.0) -> float:
-        """Seconds from `since` until PostgreSQL holds every record the projects had when it came back."""
-        client = await self.stack.client()
-        due = {}
-        for p in self.projects:
-            try:
-                due[p] = (await read_head(client, p)).index
-            except Exception:
-                continue
-        while time.monotonic() - since < timeout_s:
-            try:
-                heads = await self.pg.heads()
-                if all(heads.get(p, 0) >= i for p, i in due.items()):
-                    return time.monotonic() - since
-            except psycopg.Error:
-                pass
-            await asyncio.sleep(0.5)
-        return float("nan")
-
-
-def fault_effects(inj: Injector, obs: Observations, grace_s: float = 20.0) -> list[FaultEffect]:
-    """Per fault: the longest gap between a project's accepted transitions that spans the fault's start
-    or ends within `grace_s` after it ended (cut at the next fault's start, so faults are not mixed)."""
-    out = []
-    starts = sorted(r.started for r in inj.records)
-    for pos, rec in enumerate(inj.records):
-        stalls, firsts = [], []
-        horizon = min([rec.ended + grace_s, *(t for t in starts if t > rec.started)])
-        for p in rec.projects:
-            times = sorted(obs.accepted_at.get(p, []))
-            before = [t for t in times if t < rec.started]
-            points = ([before[-1]] if before else []) + [t for t in times if rec.started <= t <= horizon]
-            gaps = [b - a for a, b in itertools.pairwise(points) if b > rec.started]
-            stalls.append(max(gaps, default=0.0))
-            after = [t for t in times if t >= rec.ended]
-            if after:
-                firsts.append(after[0] - rec.ended)
-        out.append(
-            FaultEffect(
-                fault=f"{rec.kind}@{rec.scheduled_s:.0f}s",
-                started_s=rec.started - inj.t0,
-                ended_s=rec.ended - inj.t0,
-                worst_stall_s=max(stalls, default=0.0),
-                median_stall_s=statistics.median(stalls) if stalls else 0.0,
-                first_accept_after_s=min(firsts) if firsts else None,
-                backlog_cleared_s=inj.cleared.get(pos),
-            )
-        )
-    return out
-
-
-# ---------------------------------------------------------------------- checks
-async def _drain(stack: Stack, pg: PostgresReader, projects: list[str], timeout_s: float, log: Log) -> dict[str, str]:
-    client = await stack.client()
-    status = dict.fromkeys(projects, "pending")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            heads = await pg.heads()
-        except psycopg.Error as err:
-            heads, note = {}, f"store unreadable: {type(err).__name__}"
-        else:
-            note = ""
-        for p in projects:
-            if status[p] == "ok":
-                continue
-            try:
-                health = await read_health(client, p)
-                stored = heads.get(p, 0)
-                ok = health.undelivered == 0 and stored == health.index and health.delivery_refused is None
-                status[p] = (
-                    "ok" if ok else f"undelivered={health.undelivered} store={stored} head={health.index} {note}"
-                )
-            except Exception as err:
-                status[p] = f"unreadable: {type(err).__name__}"
-        if all(s == "ok" for s in status.values()):
-            return status
-        await asyncio.sleep(1.0)
-    log(f"cluster: drain timed out after {timeout_s:.0f}s: {status}")
-    return status
-
-
-async def _pages(api_url: str, project_id: str, limit: int = 50) -> list[str] | str:
-    """Every record of the project through one API replica, paged; the dr_hash list, or why not."""
-    out: list[str] = []
-    after = 0
-    async with httpx.AsyncClient(base_url=api_url, timeout=30.0, trust_env=False) as http:
-        while True:
-            r = await http.get(f"/v1/projects/{project_id}/decisions", params={"after_index": after, "limit": limit})
-            if r.status_code != 200:
-                return f"{api_url}: {r.status_code} {r.text[:200]}"
-            page = r.json()
-            out += [rec["dr_hash"] for rec in page["records"]]
-            if page["next_after_index"] >= page["head_index"] or not page["records"]:
-                return out
-            after = page["next_after_index"]
-
-
-async def compare_pages(stack: Stack, pg: PostgresReader, projects: list[str]) -> dict[str, str]:
-    result = {}
-    for p in projects:
-        stored = [r["dr_hash"] for r in await pg.records(p)]
-        seen = [await _pages(url, p) for url in stack.api_urls]
-        if any(isinstance(s, str) for s in seen):
-            result[p] = "; ".join(s for s in seen if isinstance(s, str))
-        elif all(s == stored for s in seen):
-            result[p] = "identical"
-        else:
-            result[p] = f"replica pages {[len(s) for s in seen]} records vs {len(stored)} stored, or different hashes"
-    return result
 
 
 # ---------------------------------------------------------------------- the run
@@ -454,7 +196,7 @@ async def run_cluster(profile: ClusterProfile, root: Path, *, seed: int = 1, log
             report.effects = fault_effects(injector, obs)
             last_fault_end = max((r.ended for r in injector.records), default=t0)
             log(f"cluster: callers stopped after {report.duration_s:.0f}s; draining decision records")
-            report.drain = await _drain(stack, pg, projects, profile.drain_timeout_s, log)
+            report.drain = await drain(stack, pg, projects, profile.drain_timeout_s, log)
             client = await stack.client()
             verdicts: list[ProjectVerdict] = []
             for p in projects:
