@@ -18,6 +18,13 @@ def _result(o: GuardOutcome) -> GuardResult:
     return GuardResult(guard=o.guard, ok=o.ok, reasons=list(o.reasons))
 
 
+def _would_quarantine(breaches: list[str], head: str) -> DryRunAnswer:
+    outcome = breach_outcome(breaches)
+    reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
+    breach = ProposalError("guard_failed", reason, failing_guard="policy")
+    return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))
+
+
 def dry_verdict(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnswer | Admitted:
     """The answer when no guard has to run, else the admitted proposal."""
     head = engine.head_hash
@@ -28,12 +35,18 @@ def dry_verdict(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnsw
     if isinstance(admitted, Accepted):
         return DryRunAnswer.would_accept(admitted, head)
     breaches = secret_breaches(admitted.proposal, engine.secret_rules)
-    if breaches:
-        outcome = breach_outcome(breaches)
-        reason = "; ".join(outcome.reasons) + " (a real send would also quarantine the project)"
-        breach = ProposalError("guard_failed", reason, failing_guard="policy")
-        return DryRunAnswer.would_reject(Rejected.of(breach, head, [_result(outcome)]))
-    return admitted
+    return _would_quarantine(breaches, head) if breaches else admitted
+
+
+def dry_verdict_now(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnswer | Admitted:
+    """`dry_verdict` as the Update validator gives it: a proposal that matches the newest built-in rules
+    (not only the project's own) would be refused before history, so its dry run is refused as well."""
+    verdict = dry_verdict(engine, req, now_ms)
+    if isinstance(verdict, Admitted):
+        breaches = secret_breaches(verdict.proposal)
+        if breaches:
+            return _would_quarantine(breaches, engine.head_hash)
+    return verdict
 
 
 def dry_apply(engine: Engine, admitted: Admitted, outcomes: list[GuardOutcome], now_ms: int) -> DryRunAnswer:

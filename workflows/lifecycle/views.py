@@ -6,19 +6,23 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from swoosh.workflows.answers import Rejected
+from swoosh.workflows.answers import Accepted, Rejected
 from swoosh.workflows.document import phases, projection_sections
 from swoosh.workflows.engine import Engine
-from swoosh.workflows.errors import REASON_CHARS
+from swoosh.workflows.errors import REASON_CHARS, ProposalError
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.messages import (
+    AnswerView,
+    DecisionsPage,
     DeliveryRefusal,
     HeadView,
     HealthView,
     RejectionLogEntry,
+    SecretQuarantine,
     StateView,
 )
 from swoosh.workflows.proposal import ProposalRequest
+from swoosh.workflows.secrets import breach_outcome
 from swoosh.workflows.statechart import SECTIONS
 
 # Reasons can quote a caller's text (a malformed hlc, say); a signal's body may be megabytes.
@@ -92,6 +96,25 @@ def health_view(
     )
 
 
+def decisions_page(engine: Engine, outbox: Outbox, after_index: int, limit: int) -> DecisionsPage:
+    """A page of the records the run still holds (older ones: the decision-record store)."""
+    return DecisionsPage(
+        project_id=engine.project_id,
+        records=outbox.page(after_index, limit),
+        first_retained_index=outbox.first_retained_index(),
+        head_index=engine.index,
+    )
+
+
+def answer_view(engine: Engine, req: ProposalRequest, now_ms: int) -> AnswerView:
+    """A proposal's answer from admission alone: a duplicate's, a rejection's, or none (it would be decided)."""
+    try:
+        admitted = engine.admit(req, now_ms)
+    except ProposalError as err:
+        return AnswerView(rejected=Rejected.of(err, engine.head_hash))
+    return AnswerView(accepted=admitted) if isinstance(admitted, Accepted) else AnswerView()
+
+
 def rejection_log(entries: Iterable[RejectionLogEntry], size: int) -> deque[RejectionLogEntry]:
     """The Signal path's rejections, newest last, at most `size` (they ride in every snapshot)."""
     return deque(entries, maxlen=size)
@@ -120,6 +143,19 @@ def log_entry(req: ProposalRequest, error: str, reason: str, at_index: int) -> R
         error=error,
         reason=clip(reason, REJECTION_REASON_CHARS) or "",
         failing_guard=None,
+        at_index=at_index,
+    )
+
+
+def refused_entry(req: SecretQuarantine, at_index: int, reason_chars: int) -> RejectionLogEntry:
+    """What the rejection log keeps of a secret-bearing proposal refused before it reached the workflow."""
+    reason = "; ".join(breach_outcome(list(req.breaches)).reasons)
+    return RejectionLogEntry(
+        idem_key=req.idem_key,
+        transition=req.transition,
+        error="guard_failed",
+        reason=f"{reason} (refused before it reached the workflow)"[:reason_chars],
+        failing_guard="policy",
         at_index=at_index,
     )
 

@@ -11,7 +11,7 @@ from swoosh.workflows.engine import Engine, EngineSnapshot
 from swoosh.workflows.lifecycle import views
 from swoosh.workflows.lifecycle.outbox import Outbox
 from swoosh.workflows.lifecycle.visibility import SA_INDEX, SA_TOP, details, search_attributes_of
-from swoosh.workflows.messages import LifecycleSettings
+from swoosh.workflows.messages import LifecycleSettings, SecretQuarantine
 from swoosh.workflows.proposal import ProposalRequest
 from swoosh.workflows.statechart import default_statechart
 
@@ -69,3 +69,18 @@ def test_visibility_search_attributes_and_details(engine: Engine) -> None:
     assert attrs[SA_TOP.name] == engine.top and attrs[SA_INDEX.name] == 0
     text = details(engine.document, engine.head_hash, runs=2, snapshot_index=0, undelivered=3)
     assert f"**{engine.top}**" in text and "run 2" in text and "undelivered records 3" in text
+
+
+def test_views_refused_entry_names_rules_and_places_never_text() -> None:
+    req = SecretQuarantine(breaches=["api-key (high) at inputs.note"], idem_key="k1", transition="Plan_Commit")
+    entry = views.refused_entry(req, at_index=7, reason_chars=80)
+    assert entry.error == "guard_failed" and entry.failing_guard == "policy" and entry.at_index == 7
+    assert entry.reason.startswith("breach: api-key (high) at inputs.note") and len(entry.reason) <= 80
+
+
+def test_views_decisions_page_and_answer_from_admission_alone(engine: Engine) -> None:
+    box = Outbox(LifecycleSettings(), [], [], engine.index)
+    page = views.decisions_page(engine, box, 0, 10)
+    assert (page.project_id, page.records, page.head_index) == ("views-p", [], engine.index)
+    answer = views.answer_view(engine, ProposalRequest(body={"transition": "Nope"}), now_ms=0)
+    assert answer.rejected is not None and answer.rejected.error == "schema" and answer.accepted is None
