@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from swoosh.guards.context import GuardContext
 from swoosh.guards.facts import Facts, PolicyRuleSpec
 from swoosh.guards.outcome import GuardOutcome, failed, passed
+from swoosh.workflows.crypto import SIGNATURE_RE, SIGNER_RE
 
 REDACTED = "[REDACTED]"
 
@@ -119,27 +120,47 @@ def rules_in_force(facts: Facts) -> tuple[PolicyRuleSpec, ...]:
     return (BUILTIN_RULES if facts.policy.builtin else ()) + facts.policy.rules
 
 
-def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+def signed_material(key: object, text: str) -> bool:
+    """Whether `text` is a signer id, or an Ed25519 signature in a field named `signature`.
+
+    Such values are random base64url (a public key, a signature) checked for their exact format, not
+    caller text: scanning them only finds chance matches (about 1 in 40,000 signatures holds something
+    shaped like an issuer's key prefix after a `-`), which would refuse a valid vote and quarantine the
+    project. A caller who hides a secret in that exact shape on purpose defeats a pattern scan anyway.
+    """
+    return SIGNER_RE.fullmatch(text) is not None or (key == "signature" and SIGNATURE_RE.fullmatch(text) is not None)
+
+
+def _strings(value: Any, path: str, exempt: bool = True, key: object = None) -> list[tuple[str, str]]:
     if isinstance(value, str):
-        return [(path, value)]
+        return [] if exempt and signed_material(key, value) else [(path, value)]
     if isinstance(value, dict):
         out = []
         for k in sorted(value):
             out.extend(_strings(k, f"{path}.<key>"))
-            out.extend(_strings(value[k], f"{path}.{k}"))
+            out.extend(_strings(value[k], f"{path}.{k}", exempt, k))
         return out
     if isinstance(value, list):
         out = []
         for i, item in enumerate(value):
-            out.extend(_strings(item, f"{path}[{i}]"))
+            out.extend(_strings(item, f"{path}[{i}]", exempt))
         return out
     return []
 
 
-def scan(rules: tuple[PolicyRuleSpec, ...], inputs: dict[str, Any], evidence: list[str] | tuple[str, ...]) -> list[str]:
-    """Breaches as `rule (severity) at path` lines, in a deterministic order."""
+def scan(
+    rules: tuple[PolicyRuleSpec, ...],
+    inputs: dict[str, Any],
+    evidence: list[str] | tuple[str, ...],
+    signed_exempt: bool = True,
+) -> list[str]:
+    """Breaches as `rule (severity) at path` lines, in a deterministic order.
+
+    `signed_exempt`: skip signer ids and signatures (`signed_material`). Workflow code passes the
+    project's `EngineConfig.signed_fields_exempt`, so projects recorded before it decide as they did.
+    """
     breaches = []
-    for path, text in _strings(inputs, "inputs") + _strings(list(evidence), "evidence"):
+    for path, text in _strings(inputs, "inputs", signed_exempt) + _strings(list(evidence), "evidence", signed_exempt):
         for rule in rules:
             if _compiled(rule).search(text):
                 breaches.append(f"{rule.id} ({rule.severity}) at {path}")

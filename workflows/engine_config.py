@@ -39,6 +39,9 @@ class EngineConfig(BaseModel):
     identity_rotation: bool = True  # Identity_Rotate is a transition of the project
     election_epoch: bool = True  # a vote names the election epoch it is cast in (guards/council.py)
     state_limits: bool = True  # the document's byte budget and the caps on what it copies (limits.py)
+    # The built-in secret scan skips signer ids and vote/approval signatures (guards.policy.signed_material):
+    # before, a random signature could match a key pattern by chance and quarantine the project.
+    signed_fields_exempt: bool = True
 
     def adopt_rules(self) -> EngineConfig:
         """This config with every rule of `ADOPTED_AT_SNAPSHOT` as new projects have it."""
@@ -51,9 +54,10 @@ RULES_BEFORE: dict[str, Any] = {
     "identity_rotation": False,
     "election_epoch": False,
     "state_limits": False,
+    "signed_fields_exempt": False,
 }
 # The rules a running project adopts at its next snapshot: security fixes that must reach it.
-ADOPTED_AT_SNAPSHOT = ("identity_rotation", "election_epoch", "state_limits")
+ADOPTED_AT_SNAPSHOT = ("identity_rotation", "election_epoch", "state_limits", "signed_fields_exempt")
 
 
 def new_engine_config(**knobs: int) -> EngineConfig:

@@ -13,7 +13,7 @@ from typing import Any
 
 from swoosh.guards.facts import PolicyRuleSpec
 from swoosh.guards.outcome import GuardOutcome, failed
-from swoosh.guards.policy import BUILTIN_RULES, rule_matches
+from swoosh.guards.policy import BUILTIN_RULES, rule_matches, signed_material
 from swoosh.workflows.answers import GuardResult, Rejected
 from swoosh.workflows.errors import ProposalError
 from swoosh.workflows.proposal import Proposal
@@ -36,28 +36,30 @@ def _shown_key(key: str, rules: Rules = BUILTIN_RULES) -> str:
     return key if _PLAIN_KEY.fullmatch(key) and not _matches(key, rules) else "<key>"
 
 
-def _walk(value: Any, path: str, out: list[str], rules: Rules) -> None:
+def _walk(value: Any, path: str, out: list[str], rules: Rules, exempt: bool = True, key: object = None) -> None:
     if isinstance(value, str):
-        out.extend(f"{rule} at {path}" for rule in _matches(value, rules))
+        if not (exempt and signed_material(key, value)):
+            out.extend(f"{rule} at {path}" for rule in _matches(value, rules))
     elif isinstance(value, dict):
         for k in sorted(value):
             shown = f"{path}.{_shown_key(k, rules)}"
             out.extend(f"{rule} at {path}.<key>" for rule in _matches(k, rules))
-            _walk(value[k], shown, out, rules)
+            _walk(value[k], shown, out, rules, exempt, k)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", out, rules)
+            _walk(item, f"{path}[{i}]", out, rules, exempt)
 
 
-def secret_breaches(proposal: Proposal, rules: Rules = BUILTIN_RULES) -> list[str]:
+def secret_breaches(proposal: Proposal, rules: Rules = BUILTIN_RULES, signed_exempt: bool = True) -> list[str]:
     """`rule (severity) at place` for every rule match in the proposal's free text, in a fixed order.
 
-    `rules` default to the newest built-in ones: what may never be sent. Workflow code that decides
-    (and is replayed) passes the project's own version (`Engine.secret_rules`).
+    `rules` default to the newest built-in ones: what may never be sent; signer ids and signatures
+    are not free text (`guards.policy.signed_material`). Workflow code that decides (and is replayed)
+    passes the project's own (`Engine.secret_rules`, `EngineConfig.signed_fields_exempt`).
     """
     out: list[str] = []
-    _walk(proposal.inputs, "inputs", out, rules)
-    _walk(list(proposal.evidence), "evidence", out, rules)
+    _walk(proposal.inputs, "inputs", out, rules, signed_exempt)
+    _walk(list(proposal.evidence), "evidence", out, rules, signed_exempt)
     for name in ("idem_key", "window_id"):
         value = getattr(proposal, name)
         if isinstance(value, str):

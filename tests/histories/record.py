@@ -329,6 +329,29 @@ async def inbox(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
         await asyncio.sleep(0.1)
 
 
+# A real Ed25519 signature (of another message) that the built-in api-key rule matches by chance.
+LOOKALIKE_SIGNATURE = "pk-ExAvr8Vu3hv0QJYxFcLFPPWhJ2qxqht0lcdAhtGQrFSqVPiFgH-eZiEhnsSN-F3l0810ofQsxQC-i4-trAQ"
+
+
+async def lookalike(d: LifecycleDriver, facts: FakeFacts, client: Client) -> None:
+    """A vote whose signature looks like a key meets the quorum guard, by Update and by Signal, not SHHH:
+    the Signal path's scan in the workflow skips signatures (EngineConfig.signed_fields_exempt)."""
+    for t in ("Boot_ConfigOk", "Boot_Licensed", "Council_ProfilesLoaded"):
+        await d.step(t)
+    certificate = d.factory.quorum_inputs(d.window_id, state=await d.state())
+    certificate["votes"][0]["signature"] = LOOKALIKE_SIGNATURE
+    answer = await d.try_step("Council_QuorumCert", certificate)
+    assert isinstance(answer, Rejected) and answer.failing_guard == "quorum", answer
+    assert d.head is not None
+    body = d.factory.body("Council_QuorumCert", d.head, certificate, window_id=d.window_id)
+    await signal_proposal(client, d.factory.project_id, ProposalRequest(body=body))
+    for _ in range(100):
+        if await read_rejections(client, d.factory.project_id):
+            break
+        await asyncio.sleep(0.1)
+    await d.step("Council_QuorumCert")
+
+
 SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "lifecycle": (lifecycle, LifecycleSettings()),
     "quarantine": (quarantine, LifecycleSettings()),
@@ -349,6 +372,7 @@ SCENARIOS: dict[str, tuple[Scenario, LifecycleSettings]] = {
     "inbox": (inbox, LifecycleSettings()),
     "encrypted": (encrypted, LifecycleSettings(snapshot_every=8)),
     "secrets": (secrets, LifecycleSettings()),
+    "lookalike": (lookalike, LifecycleSettings()),
 }
 # Recorded by workflow code from before a change, to prove that runs of that time still replay:
 # recording them again with today's code would prove nothing, so only naming one records it.

@@ -35,6 +35,8 @@ from tests.histories.record import ENCRYPTED, encryption_of
 # Recorded histories sign receipts with the documentation key (bytes 1..32): tests/histories/record.py.
 DOC_RECEIPT_SIGNER = "hmmm:pubkey:ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"
 HISTORIES = sorted(Path(__file__).parent.glob("*-run*.json"))
+# Scenarios recorded once every patch marker below existed (each run asks for all of them).
+RECORDED_WITH_EVERY_PATCH = ("lookalike",)
 
 
 def test_replay_histories_are_committed() -> None:
@@ -181,7 +183,7 @@ def test_receipts_are_made_at_snapshots_signed_and_delivered_with_their_records(
 
 def test_histories_from_before_receipts_make_none() -> None:
     for path in Path(__file__).parent.glob("*-run*.json"):
-        if path.name.split("-run")[0] in ("receipts", "terminated"):  # recorded after receipts existed
+        if path.name.split("-run")[0] in ("receipts", "terminated", *RECORDED_WITH_EVERY_PATCH):
             continue
         events = json.loads(path.read_text())["events"]
         assert PATCH_RECEIPTS not in _patches(events), path.name
@@ -335,7 +337,7 @@ def test_terminated_runs_recorded_before_the_patch_stay_open() -> None:
     kinds = [e["eventType"].removeprefix("EVENT_TYPE_") for e in runs[0]]
     assert "WORKFLOW_EXECUTION_SIGNALED" in kinds and kinds[-1] == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
     for path in Path(__file__).parent.glob("*-run*.json"):
-        if not path.name.startswith("terminated-run"):
+        if not path.name.startswith(("terminated-run", *RECORDED_WITH_EVERY_PATCH)):
             assert PATCH_TERMINATED_COMPLETES not in _patches(json.loads(path.read_text())["events"]), path.name
 
 
@@ -355,3 +357,28 @@ def test_secret_proposals_never_reach_the_recorded_history() -> None:
     assert names.count("quarantine_for_secret") == 1
     old = json.loads((Path(__file__).parent / "quarantine-run0.json").read_text())["events"]
     assert PATCH_SECRET_SCAN_IN_VALIDATOR not in _patches(old)
+
+
+def test_a_signature_that_looks_like_a_key_met_the_quorum_guard_in_the_committed_history() -> None:
+    """By Update and by Signal: refused by the quorum guard, no quarantine; the genuine certificate elects."""
+    [run] = load_history_file(Path(__file__).parent / "lookalike-run0.json")
+    facts = run_facts(run)
+    assert facts.start is not None and facts.start.snapshot.config.signed_fields_exempt is True
+    assert [r["transition"] for _, r in sorted(facts.records.items())][-1] == "Council_QuorumCert"
+    assert "Policy_Quarantine" not in [r["transition"] for r in facts.records.values()]
+    assert facts.update_failures == 1
+
+
+async def test_the_signature_exemption_is_what_the_replay_decides_by(tmp_path: Path) -> None:
+    """The same history with the project's config saying "scan signatures" (as projects recorded before the
+    exemption do) no longer replays: the Signal path would have quarantined. So the gate is the config field."""
+    data = json.loads((Path(__file__).parent / "lookalike-run0.json").read_text())
+    payload = data["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+    start = json.loads(base64.b64decode(payload["data"]))
+    start["snapshot"]["config"]["signed_fields_exempt"] = False
+    payload["data"] = base64.b64encode(json.dumps(start).encode()).decode()
+    replayer = Replayer(
+        workflows=[ProjectLifecycle], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
+    result = await replayer.replay_workflow(WorkflowHistory.from_json("scanned", data), raise_on_replay_failure=False)
+    assert result.replay_failure is not None

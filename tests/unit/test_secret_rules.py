@@ -61,3 +61,36 @@ def test_secret_rules_versions_are_carried_in_the_engine_config() -> None:
     assert EngineConfig().secret_rules == 1
     assert new_engine_config(grace_ms=5).secret_rules == LATEST_RULES_VERSION
     assert Settings.load({}).engine.config().secret_rules == LATEST_RULES_VERSION
+
+
+# Real Ed25519 signatures that the api-key rule matches by chance (`-pk-`, `_pk-`), and a signer id of a
+# shape it matches (`-AIza…`): about 1 in 57,000 signatures and 1 in 100,000 signer ids do, under either rule version.
+CHANCE_SIGNATURES = [
+    "pk-ExAvr8Vu3hv0QJYxFcLFPPWhJ2qxqht0lcdAhtGQrFSqVPiFgH-eZiEhnsSN-F3l0810ofQsxQC-i4-trAQ",
+    "Py_ojkSeQRT6vziTrfl7K2ebondIzibpl8KLLi-FdGS0YGVqkNlf63N7Lu-pk_Xs4Y6TMAugemHIsWeSVzLwCQ",
+]
+CHANCE_SIGNER = "hmmm:pubkey:Q-AIza" + "b" * 35 + "Z0"  # the shape only: not a real key
+
+
+@pytest.mark.parametrize("sig", CHANCE_SIGNATURES)
+def test_signatures_are_not_scanned_as_text(sig: str) -> None:
+    vote = {"voter": CHANCE_SIGNER, "members_hash": "sha256-" + "0" * 64, "window_id": None, "signature": sig}
+    assert scan(BUILTIN_RULES, {"votes": [vote]}, []) == []
+    # Projects recorded before the exemption scanned them, and on replay still do.
+    found = scan(BUILTIN_RULES, {"votes": [vote]}, [], signed_exempt=False)
+    assert "api-key (high) at inputs.votes[0].signature" in found and "api-key (high) at inputs.votes[0].voter" in found
+
+
+def test_only_the_exact_signature_shape_is_exempt() -> None:
+    sig = CHANCE_SIGNATURES[0]
+    assert scan(BUILTIN_RULES, {"note": sig}, []) == ["api-key (high) at inputs.note"]  # not a signature field
+    assert scan(BUILTIN_RULES, {"signature": sig + "x"}, []) == ["api-key (high) at inputs.signature"]  # 87 chars
+    assert scan(BUILTIN_RULES, {"signature": f"sk-proj-{'a' * 30}"}, []) != []
+    assert scan(BUILTIN_RULES, {"x": CHANCE_SIGNER + " and more"}, []) != []
+
+
+def test_the_exemption_is_carried_in_the_engine_config_and_adopted_at_a_snapshot() -> None:
+    old = EngineSnapshot.model_validate({"document": {}, "config": {"max_offset_ms": 1}})
+    assert old.config.signed_fields_exempt is False  # recorded before: decides (and replays) as it did
+    assert old.config.adopt_rules().signed_fields_exempt is True  # a security fix reaches running projects
+    assert new_engine_config().signed_fields_exempt is True

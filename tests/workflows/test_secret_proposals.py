@@ -3,6 +3,7 @@ Update validator when sent anyway, and the project quarantined with a rationale 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -145,3 +146,34 @@ async def test_a_raw_signal_with_a_secret_is_refused_and_quarantines(
             break
         await tsenv.sleep(0.1)
     assert state.phase["top"] == "QUARANTINED" and "pem-private-key" in state.projection["policy"]["rationale"]
+
+
+# A real Ed25519 signature (of another message) that the built-in api-key rule matches by chance
+# (`-pk-…`): about 1 in 57,000 random signatures does.
+LOOKALIKE = "pk-ExAvr8Vu3hv0QJYxFcLFPPWhJ2qxqht0lcdAhtGQrFSqVPiFgH-eZiEhnsSN-F3l0810ofQsxQC-i4-trAQ"
+
+
+async def test_a_signature_that_looks_like_a_key_is_judged_by_its_guard_not_quarantined(
+    tsenv: WorkflowEnvironment, task_queue: str, signers: Signers, factory: ProposalFactory, facts: FakeFacts
+) -> None:
+    """Signatures are not caller text: on every path (client, validator, Signal handler) the scan skips
+    them, so a vote whose signature happens to match a key pattern meets the quorum guard, not SHHH."""
+    d = await _ready(tsenv, task_queue, signers, factory)
+    await d.step("Council_ProfilesLoaded")
+    certificate = factory.quorum_inputs(d.window_id, state=await d.state())
+    certificate["votes"][0]["signature"] = LOOKALIKE
+    answer = await d.try_step("Council_QuorumCert", certificate)
+    assert isinstance(answer, Rejected) and answer.failing_guard == "quorum" and not answer.quarantined, answer
+    assert d.head is not None
+    signalled = factory.body("Council_QuorumCert", d.head, certificate, window_id=d.window_id)
+    assert await signal_proposal(tsenv.client, factory.project_id, ProposalRequest(body=signalled)) is None
+    log = []
+    for _ in range(100):
+        log = await read_rejections(tsenv.client, factory.project_id)
+        if log:
+            break
+        await asyncio.sleep(0.05)
+    assert [e.failing_guard for e in log] == ["quorum"]
+    after = await read_state(tsenv.client, factory.project_id)
+    assert after.phase["top"] != "QUARANTINED" and after.hash == d.head
+    await d.step("Council_QuorumCert")  # the genuine certificate still elects

@@ -133,7 +133,9 @@ class Decider:
     ) -> tuple[Accepted | Rejected, dict[str, Any]]:
         """Guards and the engine for an admitted proposal; the record is empty unless newly applied."""
         engine, p = self.engine, admitted.proposal
-        breaches = [] if scanned else scan(engine.secret_rules, p.inputs, p.evidence)
+        breaches = (
+            [] if scanned else scan(engine.secret_rules, p.inputs, p.evidence, engine.config.signed_fields_exempt)
+        )
         if breaches:
             outcome = failed("policy", *(f"breach: {b}" for b in breaches))
             self.quarantine_for(outcome)

@@ -34,7 +34,7 @@ def dry_verdict(engine: Engine, req: ProposalRequest, now_ms: int) -> DryRunAnsw
         return DryRunAnswer.would_reject(Rejected.of(err, head))
     if isinstance(admitted, Accepted):
         return DryRunAnswer.would_accept(admitted, head)
-    breaches = secret_breaches(admitted.proposal, engine.secret_rules)
+    breaches = secret_breaches(admitted.proposal, engine.secret_rules, engine.config.signed_fields_exempt)
     return _would_quarantine(breaches, head) if breaches else admitted
 
 
