@@ -133,3 +133,21 @@ def test_layers_architecture_doc_shows_the_same_table() -> None:
     rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|", text, flags=re.M)
     documented = {name: frozenset(re.findall(r"`(\w+)`", allowed)) | {name} for name, allowed in rows}
     assert documented == ALLOWED
+
+
+# Sizes a reader can hold in their head: a module does one job; the workflow class only conducts.
+MAX_MODULE_LINES = 450
+MAX_WORKFLOW_CLASS_LINES = 300
+
+
+def test_no_package_module_outgrows_one_job() -> None:
+    sizes = {module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in package_files()}
+    assert {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_the_workflow_class_only_conducts() -> None:
+    """ProjectLifecycle is run loop, handlers and queries; the decision path, outbox, pump, fence,
+    snapshot policy and views are units of their own (docs/architecture.md, "Inside the workflow")."""
+    tree = ast.parse((ROOT / "workflows" / "lifecycle" / "workflow.py").read_text(encoding="utf-8"))
+    [cls] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ProjectLifecycle"]
+    assert cls.end_lineno is not None and cls.end_lineno - cls.lineno + 1 <= MAX_WORKFLOW_CLASS_LINES
