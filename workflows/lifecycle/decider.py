@@ -10,6 +10,7 @@ transition was accepted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -59,26 +60,18 @@ def until(deadline_ms: int | None) -> timedelta | None:
     return None if deadline_ms is None else timedelta(milliseconds=max(1, deadline_ms - now_ms()))
 
 
+@dataclass(eq=False)
 class Decider:
-    """`changed` is called after every accepted transition (the workflow refreshes its UI details)."""
+    """The parts of the run it decides with; `changed` is called after every accepted transition (the
+    workflow refreshes its UI details)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        settings: LifecycleSettings,
-        outbox: Outbox,
-        receipts: ReceiptBook,
-        observer: Observer,
-        snapshots: SnapshotPolicy,
-        changed: Callable[[], None],
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.outbox = outbox
-        self.receipts = receipts
-        self.observer = observer
-        self.snapshots = snapshots
-        self.changed = changed
+    engine: Engine
+    settings: LifecycleSettings
+    outbox: Outbox
+    receipts: ReceiptBook
+    observer: Observer
+    snapshots: SnapshotPolicy
+    changed: Callable[[], None]
 
     def check(self, req: ProposalRequest) -> None:
         """The Update validator's part: raise for what is decidable now, so it writes nothing to history."""
