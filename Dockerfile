@@ -27,7 +27,7 @@ RUN groupadd --system --gid 10001 swoosh \
 COPY --from=build /opt/swoosh /opt/swoosh
 USER 10001:10001
 WORKDIR /var/lib/swoosh
-# Worker metrics port, API port.
-EXPOSE 9464 8080
+# Worker metrics and health ports, API port, codec server port.
+EXPOSE 9464 9465 8080 8234
 ENTRYPOINT ["swoosh"]
 CMD ["worker", "--metrics-bind", "0.0.0.0:9464"]

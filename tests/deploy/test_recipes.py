@@ -189,7 +189,11 @@ def test_dev_secrets_script_writes_every_compose_secret(dev_secrets: Path) -> No
     for secret in _compose()["secrets"].values():
         assert (dev_secrets / Path(secret["file"]).name).stat().st_size > 0, secret
     assert (dev_secrets / "api_tokens").read_text().strip() == (dev_secrets / "api_token").read_text().strip()
-    assert (dev_secrets / "encryption_keys").stat().st_mode & 0o077 == 0  # the key is for its owner only
+    # Compose mounts file secrets with the host's owner and mode, and the containers run as other users:
+    # the folder keeps the host's other users out, the mounted files are readable inside it.
+    assert dev_secrets.stat().st_mode & 0o077 == 0
+    for secret in _compose()["secrets"].values():
+        assert (dev_secrets / Path(secret["file"]).name).stat().st_mode & 0o777 == 0o644, secret
     before = (dev_secrets / "encryption_keys").read_bytes()
     again = subprocess.run([sys.executable, str(COMPOSE / "dev-secrets.py"), str(dev_secrets)], capture_output=True)
     assert (
