@@ -44,6 +44,8 @@ from swoosh.workflows.lifecycle.codec import EncryptionSettings
 from swoosh.workflows.lifecycle.connection import TemporalSettings, connect
 from swoosh.workflows.testing.postgres import PostgresServer
 
+POSTGRES_PORT = 5432  # on a host of its own (`Stack(hosts=…)`)
+
 
 class Stack(StackLayout):
     """Temporal dev server + workers + API (+ simulator) as OS processes under `root`."""
@@ -147,8 +149,15 @@ class Stack(StackLayout):
 
     async def _start_postgres(self) -> None:
         host = self.host("postgres")
+        # On a host of its own (a network namespace) PostgreSQL takes its standard port: a port found free on
+        # this machine's loopback says nothing about that host, where the Temporal dev server binds ports too.
+        port = None if host == LOCAL else POSTGRES_PORT
         self.postgres = PostgresServer(
-            self.folder("postgres") / "postgres", host=host.address, launcher=list(host.launcher), durable=True
+            self.folder("postgres") / "postgres",
+            host=host.address,
+            port=port,
+            launcher=list(host.launcher),
+            durable=True,
         )
         await asyncio.to_thread(self.postgres.start)
 
