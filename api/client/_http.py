@@ -28,7 +28,26 @@ from swoosh.workflows.answers import Accepted, DryRunAnswer
 from swoosh.workflows.messages import HealthView, StateView
 
 
-class SwooshClient:
+class _Client:
+    """What both clients show of their core: the project, the last head seen, the caller-side clock."""
+
+    _core: ClientCore
+
+    @property
+    def project_id(self) -> str:
+        return self._core.project_id
+
+    @property
+    def head(self) -> str | None:
+        """The last head hash this client saw (from an answer, a rejection or a read)."""
+        return self._core.head
+
+    @property
+    def clock(self) -> HLCClock:
+        return self._core.clock
+
+
+class SwooshClient(_Client):
     """Blocking client for one project of a SWOOSH API."""
 
     def __init__(
@@ -47,19 +66,6 @@ class SwooshClient:
     ) -> None:
         self._core = ClientCore(project_id, key, token, clock, goal, retry or RetryPolicy(), stale_retries)
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
-
-    @property
-    def project_id(self) -> str:
-        return self._core.project_id
-
-    @property
-    def head(self) -> str | None:
-        """The last head hash this client saw (from an answer, a rejection or a read)."""
-        return self._core.head
-
-    @property
-    def clock(self) -> HLCClock:
-        return self._core.clock
 
     def close(self) -> None:
         self._http.close()
@@ -146,7 +152,7 @@ class SwooshClient:
         return DryRunAnswer.model_validate(data)
 
 
-class AsyncSwooshClient:
+class AsyncSwooshClient(_Client):
     """Asyncio client for one project of a SWOOSH API (same API as `SwooshClient`, awaited)."""
 
     def __init__(
@@ -165,18 +171,6 @@ class AsyncSwooshClient:
     ) -> None:
         self._core = ClientCore(project_id, key, token, clock, goal, retry or RetryPolicy(), stale_retries)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
-
-    @property
-    def project_id(self) -> str:
-        return self._core.project_id
-
-    @property
-    def head(self) -> str | None:
-        return self._core.head
-
-    @property
-    def clock(self) -> HLCClock:
-        return self._core.clock
 
     async def aclose(self) -> None:
         await self._http.aclose()
