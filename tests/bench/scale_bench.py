@@ -129,7 +129,9 @@ async def sdk_metrics(http: httpx.AsyncClient, url: str) -> dict[str, float]:
 async def run(
     projects: int, concurrency: int, reference: int, root: Path, steps: int, budget_s: float, cache: int | None
 ) -> str:
-    env = {"SWOOSH_ENGINE_DR_RETAIN": "16"}
+    # Room for every project of the run: the reference projects and the API's default one count
+    # towards the project quota (SWOOSH_API_MAX_PROJECTS, 10,000 by default) like the rest.
+    env = {"SWOOSH_ENGINE_DR_RETAIN": "16", "SWOOSH_API_MAX_PROJECTS": str(projects + reference + 16)}
     if cache is not None:
         env["SWOOSH_WORKER_MAX_CACHED_WORKFLOWS"] = str(cache)
     async with Stack(root, workers=1, extra_env=env) as stack:
