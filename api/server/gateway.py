@@ -80,7 +80,7 @@ class Gateway(GatewayReads):
             raise ClosedProblem(str(ProjectClosed(project_id, status.name)))
         # Closed since the describe: the id reuse policy refuses, and that is a ClosedProblem too.
         async with self.quota.lock:  # this replica's creations one at a time: it never passes the quota
-            await self._call(project_id, self.query_timeout_s, self.quota.check)
+            counted = await self._call(project_id, self.query_timeout_s, self.quota.check)
             await self._call(
                 project_id,
                 self.query_timeout_s,
@@ -88,6 +88,8 @@ class Gateway(GatewayReads):
                     c, project_id, keyring, self.task_queue, self.engine_config, self.lifecycle_settings
                 ),
             )
+            # Visibility may not count it yet: the next creation waits until it does (quota.py).
+            await self._call(project_id, self.query_timeout_s, lambda c: self.quota.settled(c, counted))
         return True
 
     # ------------------------------------------------------------------ transitions
