@@ -386,6 +386,9 @@ async def test_lifecycle_turns_new_transitions_away_while_the_decision_sink_is_b
         assert [r["index"] for r in jsonl.read(factory.project_id, 0, 100)] == [1, 2, 3]
         answer = await propose(tsenv.client, factory.project_id, ProposalRequest(body=body))
         assert isinstance(answer, Accepted) and answer.index == 4
+        # Leave the worker only once its delivery is acknowledged by the workflow: stopping the worker between
+        # the delivery activity's completion and the workflow task that records it once hung its shutdown.
+        await _wait_for(drained, timeout_s=30)
 
 
 def _max_evidence(n: int, transition: str) -> list[str]:
