@@ -17,7 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.workflows.errors import clip_text
-from swoosh.workflows.lifecycle.client import ProjectClosed, is_closed, turned_away, unavailable
+from swoosh.workflows.lifecycle.client import ProjectClosed, is_closed, turned_away, unavailable, unprocessed
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 OVERLOADED_RETRY_AFTER_S = 1
@@ -171,6 +171,11 @@ def translate(err: BaseException, project_id: str | None = None) -> BaseExceptio
             # yet processed, e.g. while a worker recovers): a transient condition, not a bug.
             return UnavailableProblem(f"{what} cannot answer right now ({err.message}); retry later")
         return InternalProblem(f"Temporal answered {err.status.name}: {err.message}")
+    if unprocessed(err):
+        return UnavailableProblem(
+            f"Temporal dropped the transition to {what} before the workflow processed it (a server restart?); "
+            "nothing was applied: resend it with the same idem_key"
+        )
     reason = turned_away(err)  # the workflow says why: a task being recovered, the decision sink behind
     if reason is not None:
         return OverloadedProblem(f"{what}: {reason}")

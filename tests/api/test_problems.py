@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from swoosh.api.server.problems import (
@@ -14,6 +15,7 @@ from swoosh.api.server.problems import (
     UnavailableProblem,
     translate,
 )
+from swoosh.workflows.lifecycle.client import resendable, unprocessed
 
 
 def rpc(status: RPCStatusCode, message: str) -> RPCError:
@@ -75,3 +77,22 @@ async def test_resource_exhausted_while_checking_the_namespace_is_429() -> None:
     with pytest.raises(OverloadedProblem) as err:
         await source.get()
     assert err.value.headers()["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        ApplicationError(
+            "Workflow Update is rejected because it wasn't processed by worker.", type="UnprocessedUpdate"
+        ),
+        ApplicationError("UnprocessedUpdate: Workflow Update is rejected because it wasn't processed by worker."),
+    ],
+)
+def test_an_update_temporal_dropped_unprocessed_is_503_and_resent(cause: ApplicationError) -> None:
+    """Seen while the dev server restarted under load: it was answered 500. Nothing was applied, so the
+    client resends it (`resendable`) and the API answers 503 + Retry-After when it stays dropped."""
+    err = WorkflowUpdateFailedError(cause)
+    assert unprocessed(err) and resendable(err)
+    problem = translate(err, "p1")
+    assert isinstance(problem, UnavailableProblem) and problem.status == 503 and "idem_key" in problem.reason
+    assert not unprocessed(WorkflowUpdateFailedError(ApplicationError("other", type="Other")))

@@ -163,6 +163,24 @@ def turned_away(err: BaseException) -> str | None:
     return None
 
 
+# Temporal's own failure for an Update it accepted but lost before the workflow processed it (the server
+# restarted, or the workflow task carrying it was lost): nothing was applied, so a resend is safe.
+UNPROCESSED_UPDATE = "UnprocessedUpdate"
+
+
+def unprocessed(err: BaseException) -> bool:
+    """Whether Temporal dropped the Update unprocessed (seen while the server restarts under load)."""
+    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+    if not isinstance(cause, ApplicationError):
+        return False
+    return cause.type == UNPROCESSED_UPDATE or (cause.message or "").startswith(UNPROCESSED_UPDATE)
+
+
+def resendable(err: BaseException) -> bool:
+    """Turned away by the workflow ("retry later") or dropped unprocessed by Temporal: resend the same Update."""
+    return turned_away(err) is not None or unprocessed(err)
+
+
 def unavailable(err: BaseException) -> str | None:
     """The workflow's reason when it could not decide an Update (its guards could not be evaluated)."""
     cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
@@ -185,7 +203,7 @@ async def _update(send: Callable[[], Awaitable[Accepted]]) -> Accepted | Rejecte
             rejected = rejected_from(err)
             if rejected is not None:
                 return rejected
-            if wait is None or turned_away(err) is None:
+            if wait is None or not resendable(err):
                 raise
             await asyncio.sleep(wait)
     raise AssertionError("unreachable")
@@ -239,7 +257,7 @@ async def refuse_secret(
             head = await wf.execute_update(ProjectLifecycle.quarantine_for_secret, ask, id=uuid.uuid4().hex)
             break
         except WorkflowUpdateFailedError as err:
-            if wait is None or turned_away(err) is None:
+            if wait is None or not resendable(err):
                 raise
             await asyncio.sleep(wait)
     return breach_rejection(breaches, head.hash, head.top == "QUARANTINED")
@@ -289,7 +307,7 @@ async def dry_run(client: Client, project_id: str, request: ProposalRequest) -> 
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == DRY_RUN_ANSWER_TYPE and cause.details:
                 return DryRunAnswer.model_validate(cause.details[0])  # answered by the validator
-            if wait is None or turned_away(err) is None:
+            if wait is None or not resendable(err):
                 raise
             await asyncio.sleep(wait)
     raise AssertionError("unreachable")
